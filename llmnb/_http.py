@@ -1,0 +1,230 @@
+"""HTTP plumbing shared by every wire protocol: SSE decoding and error mapping.
+
+Nothing here knows a provider's JSON shapes beyond the common ``{"error": {...}}``
+envelope; providers add their own details on top.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmnb import errors
+
+__all__ = [
+    "SSEDecoder",
+    "SSEEvent",
+    "body_excerpt",
+    "map_http_error",
+    "parse_retry_after",
+    "scrub",
+]
+
+USER_AGENT = "llmnb/0.1"
+_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One server-sent event: ``event`` name (default "message") and its ``data``."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Incremental text/event-stream parser (WHATWG rules).
+
+    Feed it text in arbitrary pieces; it returns the events completed so far. Chunk
+    boundaries never change the result, which the fuzz tests hold it to. Comment lines
+    (``: OPENROUTER PROCESSING``) and ``retry:`` are skipped.
+    """
+
+    __slots__ = ("_buf", "_data", "_event", "_id")
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+
+    def feed(self, text: str) -> list[SSEEvent]:
+        if not text:
+            return []
+        buf = self._buf + text
+        out: list[SSEEvent] = []
+        # A trailing "\r" may be half of "\r\n": keep it until the next piece arrives.
+        keep_cr = buf.endswith("\r")
+        if keep_cr:
+            buf = buf[:-1]
+        lines = buf.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        self._buf = lines.pop() + ("\r" if keep_cr else "")
+        for line in lines:
+            self._line(line, out)
+        return out
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: finish a last event that had no blank line after it."""
+        out: list[SSEEvent] = []
+        if self._buf:
+            rest, self._buf = self._buf.rstrip("\r"), ""
+            self._line(rest, out)
+        self._line("", out)
+        return out
+
+    def _line(self, line: str, out: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                out.append(SSEEvent("\n".join(self._data), self._event or "message", self._id))
+            self._data = []
+            self._event = ""
+            return
+        if line[0] == ":":
+            return
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of a secret in ``text`` (servers sometimes echo keys)."""
+    for s in secrets:
+        if s and len(s) >= 6 and s in text:
+            text = text.replace(s, "[redacted]")
+    return text
+
+
+def body_excerpt(body: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """A short, printable, secret-free excerpt of a response body."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    if len(text) > _EXCERPT:
+        text = text[:_EXCERPT] + "…"
+    return scrub(text, secrets)
+
+
+def _error_fields(body: bytes | str) -> tuple[str | None, str | None, str | None, bool]:
+    """(message, type, code, looks_like_html) from the common error envelopes."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    stripped = text.lstrip()[:200].lower()
+    html = stripped.startswith("<!doctype html") or stripped.startswith("<html")
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None, None, html
+    err = data.get("error", data) if isinstance(data, dict) else None
+    if isinstance(err, str):
+        return err, None, None, False
+    if not isinstance(err, dict):
+        return None, None, None, False
+    msg = err.get("message")
+    typ = err.get("type") or err.get("status")
+    code = err.get("code")
+    return (
+        str(msg) if msg is not None else None,
+        str(typ) if typ is not None else None,
+        str(code) if code is not None else None,
+        False,
+    )
+
+
+_QUOTA_MARKERS = ("insufficient_quota", "enforced_spend_limit", "billing", "credit")
+
+
+def map_http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    *,
+    provider: str | None = None,
+    profile: str | None = None,
+    model: str | None = None,
+    key_env: str | None = None,
+    base_url: str | None = None,
+    secrets: Iterable[str] = (),
+) -> errors.APIError:
+    """Turn a non-2xx answer into the matching typed error, with advice."""
+    secrets = tuple(secrets)
+    msg, typ, code, html = _error_fields(body)
+    excerpt = body_excerpt(body, secrets)
+    said = scrub(msg, secrets) if msg else None
+    detail = f": {said}" if said else ""
+    if html:
+        detail = (
+            " and an HTML page instead of JSON (a proxy or gateway answered; "
+            f"check base_url{f' {base_url!r}' if base_url else ''})"
+        )
+    kw: dict[str, Any] = {
+        "status": status,
+        "body": excerpt,
+        "provider": provider,
+        "profile": profile,
+        "model": model,
+        "code": code or typ,
+    }
+    marker = f"{typ or ''} {code or ''} {msg or ''}".lower()
+    if status in (401, 403):
+        where = f"the key in {key_env}" if key_env else "the profile's API key"
+        return errors.AuthenticationError(
+            f"authentication failed (HTTP {status}){detail}. Check {where}; "
+            "a fresh key goes in .env or the environment.",
+            **kw,
+        )
+    if status == 402 or (status == 429 and any(m in marker for m in _QUOTA_MARKERS)):
+        return errors.InsufficientQuotaError(
+            f"out of quota or spend limit reached (HTTP {status}){detail}. "
+            "Add credit or raise the limit in the provider's console; retrying will not help.",
+            **kw,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers)
+        return errors.RateLimitError(
+            f"rate limited (HTTP 429){detail}.", retry_after=retry_after, **kw
+        )
+    if status == 408:
+        return errors.LLMTimeoutError(f"the server timed out (HTTP 408){detail}.", **kw)
+    if status in (503, 529) or "overloaded" in marker:
+        return errors.OverloadedError(f"the provider is overloaded (HTTP {status}){detail}.", **kw)
+    if status >= 500 or status == 409:
+        return errors.ProviderError(f"the provider failed (HTTP {status}){detail}.", **kw)
+    hint = ""
+    if status == 404:
+        hint = f" Check the model name {model!r} and base_url" + (
+            f" {base_url!r}." if base_url else "."
+        )
+    return errors.InvalidRequestError(
+        f"the request was rejected (HTTP {status}){detail}.{hint}", **kw
+    )

@@ -1,0 +1,418 @@
+"""Settings for llmnb: ``config/settings.yaml`` + ``.env`` → validated profiles.
+
+Example::
+
+    from llmnb import config
+
+    name, profile = config.get_active_profile()            # ("demo", {"type": "mock", ...})
+    model = config.get_model_name()                        # "mock-1"
+    params = config.get_llm_params("planner", "draft")     # {"temperature": 0.7, ...}
+    key = config.require_api_key("openai", profile, "OPENAI_API_KEY")   # or MissingAPIKeyError
+
+Where things come from:
+
+- settings: ``$LLMNB_SETTINGS`` > ``config/settings.yaml`` in the working directory or its
+  parents > a built-in default with one offline ``demo`` profile (``type: mock``).
+- ``.env``: ``$LLMNB_ENV_FILE`` > ``.env`` in the folder holding ``config/`` > ``.env`` in the
+  working directory or its parents. Real environment variables win over ``.env`` values and
+  nothing is ever written into ``os.environ``.
+- provider, no agent: the session's choice (``%llm use``, the picker) > ``LLM_ACTIVE_PROVIDER``
+  > ``llm.active_provider`` (> the only profile, when there is exactly one); for an agent:
+  ``LLM_<AGENT>_ACTIVE_PROVIDER`` > ``llm.agents.<agent>.active_provider`` > the no-agent rule.
+- model: argument > ``LLM_<AGENT>_MODEL`` > ``LLM_MODEL`` > the session's model (when the
+  session's profile is the one in use) > ``llm.agents.<agent>.model`` > the profile's ``model``.
+
+Environment variables are read at call time; both files are re-read when their
+``(mtime_ns, size)`` changes, so ``%env`` or an edited ``.env`` takes effect in a running kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from llmnb import _env
+from llmnb._settings_schema import (
+    AUTO,
+    AgentConfig,
+    LLMSection,
+    Pricing,
+    ProfileConfig,
+    RateLimits,
+    Settings,
+    UsageSection,
+    display_path,
+    parse_settings,
+    redact,
+    redact_mapping,
+    suggest,
+)
+from llmnb.errors import ConfigError, MissingAPIKeyError, ProviderNotFoundError
+
+__all__ = [
+    "AgentConfig",
+    "LLMSection",
+    "Pricing",
+    "Profile",
+    "ProfileConfig",
+    "RateLimits",
+    "Settings",
+    "UsageSection",
+    "find_settings_path",
+    "get_active_profile",
+    "get_env",
+    "get_llm_params",
+    "get_model_name",
+    "get_profile",
+    "get_session_provider",
+    "load_settings",
+    "redact",
+    "require_api_key",
+    "resolve_api_keys",
+    "set_session_provider",
+    "validate_user_simulator_settings",
+]
+
+SETTINGS_VAR = "LLMNB_SETTINGS"
+USER_SIMULATOR = "user_simulator"
+_DEFAULT_DATA: dict[str, Any] = {
+    "llm": {
+        "active_provider": "demo",
+        "providers": {"demo": {"type": "mock", "model": "mock-1"}},
+    }
+}
+_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# absolute settings path -> (stamp, .env path, Settings); stat-only hits keep this cheap
+# enough to run on every client creation.
+_cache: dict[Path, tuple[_env.Stamp, Path | None, Settings]] = {}
+_default: tuple[Path | None, Settings] | None = None
+# The notebook session's choice (%llm use, the picker): one per kernel, hence a global.
+_session: tuple[str | None, str | None] = (None, None)
+
+
+class Profile(dict[str, Any]):
+    """A profile's settings as a plain dict plus ``"name"``; ``repr``/``str`` hide secrets."""
+
+    @property
+    def name(self) -> str:
+        """The profile's name under ``llm.providers``."""
+        return str(self.get("name", ""))
+
+    def copy(self) -> Profile:
+        """A shallow copy that still hides secrets in its repr."""
+        return Profile(self)
+
+    def __repr__(self) -> str:
+        return f"Profile({redact_mapping(dict(self))!r})"
+
+    __str__ = __repr__
+
+
+# -------------------------------------------------------------------- files and caching
+
+
+def find_settings_path() -> Path | None:
+    """``$LLMNB_SETTINGS`` > ``config/settings.yaml`` in cwd or its parents > None."""
+    explicit = os.environ.get(SETTINGS_VAR)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"{SETTINGS_VAR} is set to {explicit!r}, but there is no such file. "
+                f"Fix the path, or unset {SETTINGS_VAR} to use config/settings.yaml."
+            )
+        return path
+    return _env.find_upwards("config/settings.yaml", Path.cwd())
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Validated settings; re-read only when the file's ``(mtime_ns, size)`` changed."""
+    global _default
+    found = find_settings_path() if path is None else Path(path)
+    env_path = _env.find_env_path(found)
+    if found is None:
+        if _default is None or _default[0] != env_path:
+            settings = Settings.model_validate(_DEFAULT_DATA)
+            settings._env_path = env_path
+            _default = (env_path, settings)
+        return _default[1]
+    key = found.absolute()
+    current = _env.stamp(key)
+    if current is None or not key.is_file():
+        raise ConfigError(f"Settings file {found} not found. Check the path.")
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == current and cached[1] == env_path:
+        return cached[2]
+    settings = parse_settings(key)
+    settings._env_path = env_path
+    _cache[key] = (current, env_path, settings)
+    return settings
+
+
+def get_env(name: str) -> str | None:
+    """The environment variable ``name``, else its ``.env`` value, else None."""
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    env_path = _env.find_env_path(find_settings_path())
+    return _env.read_dotenv(env_path).get(name) if env_path else None
+
+
+# ------------------------------------------------------------------------ resolution
+
+
+def _configured(value: str | None) -> str | None:
+    # "auto" is reserved for automatic choice (a later issue): until then it means "unset".
+    value = value.strip() if value else None
+    return None if not value or value.lower() == AUTO else value
+
+
+def _agent_var(agent: str, suffix: str) -> str:
+    return f"LLM_{re.sub(r'[^A-Za-z0-9]', '_', agent).upper()}_{suffix}"
+
+
+def _lookup(settings: Settings, name: str, origin: str | None = None) -> Profile:
+    cfg = settings.llm.providers.get(name)
+    if cfg is not None:
+        data = cfg.model_dump(exclude_unset=True, exclude_none=True)
+        return Profile({"name": name, **_unwrap_secrets(data)})
+    names = settings.profile_names()
+    near = suggest(name, names)
+    parts = [f"No profile named {name!r}" + (f" (from {origin})" if origin else "")]
+    parts[0] += f" in {settings.source}."
+    if near:
+        parts.append(f"Did you mean {near!r}?")
+    parts.append(f"Profiles: {', '.join(sorted(names)) or 'none'}.")
+    where = settings.source if settings.path else "config/settings.yaml (create it)"
+    fix = f"fix {origin}, or " if origin else ""
+    parts.append(f"To fix: {fix}use one of those, or add {name!r} under llm.providers in {where}.")
+    raise ProviderNotFoundError(" ".join(parts))
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    # Factories get plain strings; Profile's repr is what keeps them out of sight.
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def _active_name(settings: Settings, agent: str | None) -> tuple[str, str] | None:
+    """(profile name, where the choice came from) by the documented resolution order."""
+    if agent:
+        var = _agent_var(agent, "ACTIVE_PROVIDER")
+        if name := _configured(get_env(var)):
+            return name, var
+        agent_cfg = settings.llm.agents.get(agent)
+        if agent_cfg and (name := _configured(agent_cfg.active_provider)):
+            return name, f"llm.agents.{agent}.active_provider"
+    if name := _configured(_session[0]):
+        return name, "the session's choice (%llm use / the picker)"
+    if name := _configured(get_env("LLM_ACTIVE_PROVIDER")):
+        return name, "LLM_ACTIVE_PROVIDER"
+    if name := _configured(settings.llm.active_provider):
+        return name, "llm.active_provider"
+    if len(settings.llm.providers) == 1:
+        return next(iter(settings.llm.providers)), "the only profile"
+    return None
+
+
+def _active(settings: Settings, agent: str | None) -> tuple[str, Profile] | None:
+    found = _active_name(settings, agent)
+    return None if found is None else (found[0], _lookup(settings, *found))
+
+
+def _no_provider_error(settings: Settings, agent: str | None) -> ConfigError:
+    names = ", ".join(settings.profile_names()) or "none yet"
+    ways = [f"set llm.active_provider in {settings.source}", "set LLM_ACTIVE_PROVIDER"]
+    if agent:
+        agent_var = _agent_var(agent, "ACTIVE_PROVIDER")
+        ways[:0] = [f"set {agent_var}", f"set llm.agents.{agent}.active_provider"]
+    who = f" for agent {agent!r}" if agent else ""
+    return ConfigError(
+        f"No active provider{who}: {', or '.join(ways)}, or pick one with `%llm use <name>`. "
+        f"Profiles: {names}."
+    )
+
+
+def get_active_profile(agent: str | None = None) -> tuple[str, Profile] | None:
+    """``(name, profile)`` chosen by the resolution order, or None when nothing is chosen."""
+    return _active(load_settings(), agent)
+
+
+def get_profile(name: str) -> Profile:
+    """The profile ``name``; ProviderNotFoundError lists the profiles and near matches."""
+    return _lookup(load_settings(), name)
+
+
+def _model_from_config(
+    settings: Settings, agent: str | None, name: str, profile: Profile
+) -> str | None:
+    session_name, session_model = _session
+    if session_model and name == session_name:
+        return session_model
+    agent_cfg = settings.llm.agents.get(agent) if agent else None
+    if agent_cfg and agent_cfg.model:
+        return agent_cfg.model
+    return str(profile["model"]) if profile.get("model") else None
+
+
+def get_model_name(override: str | None = None, agent: str | None = None) -> str:
+    """The model to call: argument > env vars > session > agent config > profile ``model``."""
+    if override:
+        return override
+    for var in ([_agent_var(agent, "MODEL")] if agent else []) + ["LLM_MODEL"]:
+        if value := (get_env(var) or "").strip():
+            return value
+    settings = load_settings()
+    active = _active(settings, agent)
+    if active is None:
+        raise _no_provider_error(settings, agent)
+    model = _model_from_config(settings, agent, *active)
+    if model is None:
+        name = active[0]
+        raise ConfigError(
+            f"Profile {name!r} in {settings.source} has no model: add `model: <model name>` "
+            f"under llm.providers.{name}, set LLM_MODEL, or pass model_name=..."
+        )
+    return model
+
+
+def get_llm_params(agent_name: str | None, step_name: str | None = None) -> dict[str, Any]:
+    """Call parameters: ``llm.params`` < profile < agent ``params`` < agent ``steps.<step>``."""
+    settings = load_settings()
+    params = dict(settings.llm.params)
+    active = _active(settings, agent_name)
+    if active is not None:
+        cfg = settings.llm.providers[active[0]]
+        fields = ("temperature", "max_tokens")
+        params.update({k: getattr(cfg, k) for k in fields if getattr(cfg, k) is not None})
+        params.update(cfg.params)
+    agent = settings.llm.agents.get(agent_name) if agent_name else None
+    if agent is not None:
+        params.update(agent.params)
+        if step_name and step_name in agent.steps:
+            params.update(agent.steps[step_name])
+    return params
+
+
+def validate_user_simulator_settings() -> None:
+    """Check that the ``user_simulator`` agent resolves to a profile and a model."""
+    settings = load_settings()
+    active = _active(settings, USER_SIMULATOR)
+    if active is None:
+        raise ConfigError(
+            "The user simulator has no provider. Add `llm.agents.user_simulator: "
+            f"{{active_provider: <profile>, model: <model>}}` to {settings.source}, or set "
+            f"LLM_USER_SIMULATOR_ACTIVE_PROVIDER (or llm.active_provider). "
+            f"Profiles: {', '.join(settings.profile_names()) or 'none yet'}."
+        )
+    model_env = [v for v in ("LLM_USER_SIMULATOR_MODEL", "LLM_MODEL") if get_env(v)]
+    if not model_env and _model_from_config(settings, USER_SIMULATOR, *active) is None:
+        raise ConfigError(
+            f"The user simulator's profile {active[0]!r} has no model. Set "
+            f"llm.agents.user_simulator.model or `model:` under llm.providers.{active[0]} in "
+            f"{settings.source}, or set LLM_USER_SIMULATOR_MODEL."
+        )
+
+
+def set_session_provider(name: str | None, model: str | None = None) -> None:
+    """Make ``name`` (and ``model``) the session's choice; ``None`` clears it."""
+    global _session
+    if name is None:
+        _session = (None, None)
+        return
+    _lookup(load_settings(), name)  # raises ProviderNotFoundError for an unknown name
+    _session = (name, model or None)
+
+
+def get_session_provider() -> tuple[str | None, str | None]:
+    """The session's ``(profile, model)`` choice; ``(None, None)`` when nothing is chosen."""
+    return _session
+
+
+# ------------------------------------------------------------------------------ keys
+
+
+def _expand(value: Any, missing: list[str]) -> str | None:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    unresolved = [v for v in _VAR_REF.findall(text) if not get_env(v)]
+    if unresolved:
+        missing.extend(unresolved)
+        return None
+    return _VAR_REF.sub(lambda m: get_env(m.group(1)) or "", text).strip() or None
+
+
+def _split_pool(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _find_keys(
+    profile: Mapping[str, Any], default_env: str | None
+) -> tuple[list[str], list[str], bool]:
+    """(keys, variables a user could set, whether those came from ${VAR} in the profile)."""
+    missing: list[str] = []
+    pool = profile.get("api_keys")
+    single = profile.get("api_key")
+    if pool or single:
+        items = _split_pool(pool) if isinstance(pool, str) else list(pool or [single])
+        found = [key for key in (_expand(item, missing) for item in items) if key]
+        return list(dict.fromkeys(found)), missing, True
+    var = profile.get("api_key_env") or default_env
+    if not var:
+        return [], [], False
+    keys = [v.strip()] if (v := get_env(var)) and v.strip() else []
+    pool_var = f"{var}S" if var.endswith("_KEY") else None
+    if pool_var:
+        keys += _split_pool(get_env(pool_var))
+    return list(dict.fromkeys(keys)), [var] + ([pool_var] if pool_var else []), False
+
+
+def resolve_api_keys(
+    profile_name: str, profile: Mapping[str, Any], default_env: str | None
+) -> list[str]:
+    """Keys for a profile: ``api_keys`` > ``api_key`` > ``$<api_key_env or default_env>``
+    plus the pool ``$<VAR>S=k1,k2``; ``${VAR}`` in the profile is expanded. May be empty."""
+    return _find_keys(profile, default_env)[0]
+
+
+def require_api_key(profile_name: str, profile: Mapping[str, Any], default_env: str | None) -> str:
+    """The first key of :func:`resolve_api_keys`, or MissingAPIKeyError naming the variable."""
+    keys, variables, from_profile = _find_keys(profile, default_env)
+    if keys:
+        return keys[0]
+    settings = load_settings()
+    where = f"llm.providers.{profile_name} in {settings.source}"
+    if settings.env_path is not None:
+        env_file = display_path(settings.env_path)
+    elif settings.path is not None:
+        suggested = display_path(_env.project_root(settings.path) / ".env")
+        env_file = f"{suggested} (next to the config/ folder)"
+    else:
+        env_file = ".env in the working directory"
+    if not variables:
+        raise MissingAPIKeyError(
+            f"No API key for profile {profile_name!r}: add `api_key_env: <VARIABLE>` or "
+            f"`api_key:` under {where}."
+        )
+    if from_profile:
+        refs = ", ".join(variables)
+        raise MissingAPIKeyError(
+            f"Profile {profile_name!r} reads its key from ${{{variables[0]}}} ({where}), but "
+            f"{refs} is not set. Set it in {env_file} or in the environment "
+            f"(`%env {variables[0]}=...`)."
+        )
+    pool = f" (or {variables[1]}=k1,k2 for a key pool)" if len(variables) > 1 else ""
+    raise MissingAPIKeyError(
+        f"No API key for profile {profile_name!r}: set {variables[0]}{pool} in {env_file} or "
+        f"in the environment (`%env {variables[0]}=...`), or put `api_key:` under {where}."
+    )

@@ -1,0 +1,147 @@
+"""Typed errors raised by llmnb.
+
+Every error a user can cause or meet says what went wrong, names the file, profile,
+field or option involved, and says what to do next. Lower-level exceptions (httpx,
+yaml, pydantic, import errors) are translated once, at the boundary where they happen,
+with ``raise Mapped(...) from exc``.
+
+The hierarchy::
+
+    LLMError
+    ├── ConfigError                     settings.yaml / .env / profile problems
+    │   ├── ProviderNotFoundError       unknown provider ``type`` or profile name
+    │   └── MissingAPIKeyError          no key for a profile; names the env var to set
+    └── APIError                        anything that happened while calling a model
+        ├── AuthenticationError         401 / 403
+        ├── InvalidRequestError         400, 404, 422 ... the request itself is wrong
+        ├── InsufficientQuotaError      out of credit / spend limit (never retried)
+        ├── RateLimitError              429; carries ``retry_after`` (seconds) when known
+        ├── LLMTimeoutError             no answer within the timeout
+        ├── NetworkError                connection refused / reset / cut stream
+        ├── ProviderError               5xx or an answer we cannot understand
+        │   └── OverloadedError         503 / 529 "overloaded"
+        └── ResponseFormatError         body is empty, not JSON, HTML, missing fields
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigError",
+    "InsufficientQuotaError",
+    "InvalidRequestError",
+    "LLMError",
+    "LLMTimeoutError",
+    "MissingAPIKeyError",
+    "NetworkError",
+    "OverloadedError",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "RateLimitError",
+    "ResponseFormatError",
+]
+
+
+class LLMError(Exception):
+    """Base of every llmnb error."""
+
+
+class ConfigError(LLMError):
+    """The settings file, ``.env`` or a profile is wrong; the message says where and how."""
+
+
+class ProviderNotFoundError(ConfigError):
+    """A profile name or provider ``type`` does not resolve to anything registered."""
+
+
+class MissingAPIKeyError(ConfigError):
+    """A profile needs an API key and none is set; the message names the variable."""
+
+
+class APIError(LLMError):
+    """A call to a model failed.
+
+    ``status`` is the HTTP status (``None`` when no response arrived), ``body`` a short,
+    secret-free excerpt of what the server said, ``retryable`` whether retrying may help.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | None = None,
+        provider: str | None = None,
+        profile: str | None = None,
+        model: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.provider = provider
+        self.profile = profile
+        self.model = model
+        self.code = code
+
+    def __str__(self) -> str:
+        where = self.profile or self.provider
+        prefix = f"[{where}] " if where else ""
+        return f"{prefix}{self.message}"
+
+
+class AuthenticationError(APIError):
+    """The server rejected the API key (401/403). Check the key variable of the profile."""
+
+
+class InvalidRequestError(APIError):
+    """The request was rejected as malformed (400/404/422); retrying will not help."""
+
+
+class InsufficientQuotaError(APIError):
+    """The account is out of credit or hit a spend limit; never retried."""
+
+
+class RateLimitError(APIError):
+    """Too many requests (429). ``retry_after`` holds the server's wait in seconds if given."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class LLMTimeoutError(APIError):
+    """No (complete) answer arrived within the timeout."""
+
+    retryable = True
+
+
+class NetworkError(APIError):
+    """The connection failed, was reset, or a stream was cut before it finished."""
+
+    retryable = True
+
+
+class ProviderError(APIError):
+    """The provider failed on its side (5xx) or sent something unusable."""
+
+    retryable = True
+
+
+class OverloadedError(ProviderError):
+    """The provider is overloaded (503/529); retried with backoff."""
+
+
+class ResponseFormatError(ProviderError):
+    """The answer could not be understood: empty, not JSON, HTML, or missing fields.
+
+    Not retried: a server that answers garbage usually answers the same garbage again.
+    """
+
+    retryable = False

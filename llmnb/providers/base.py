@@ -1,0 +1,402 @@
+"""The provider seam: turn a :class:`Request` into an answer.
+
+A provider knows its wire protocol and nothing else: no retries, pools or usage (the
+client does those). ``HTTPProvider`` holds the I/O for every HTTP protocol — one httpx
+client per provider object, sync and async — so a protocol module only writes
+``build`` (request → JSON), ``parse`` (JSON → Completion) and ``parse_event``
+(SSE event → Chunk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmnb import errors
+from llmnb._http import USER_AGENT, SSEDecoder, SSEEvent, body_excerpt, map_http_error
+from llmnb.types import Chunk, Completion, Request
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HTTPCall", "HTTPProvider", "Provider", "key_fingerprint"]
+
+DEFAULT_TIMEOUT = 60.0
+
+
+_ssl_context: Any = None
+
+
+def _verify() -> Any:
+    """One SSL context for every client: building one costs ~30 ms, sharing it is safe."""
+    global _ssl_context
+    if _ssl_context is None:
+        import ssl
+
+        _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
+def key_fingerprint(key: str | None) -> str | None:
+    """A short, irreversible id for a key, for status and usage rows."""
+    if not key:
+        return None
+    return "k-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+class Provider:
+    """Base class of every provider. Subclass it and ``register_provider`` the class.
+
+    Declarative attributes tell the client what the provider needs; the four I/O
+    methods do the work. ``profile`` is the profile's settings (a dict).
+    """
+
+    type_name: ClassVar[str] = "provider"
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    can_stream: ClassVar[bool] = True
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        self.profile_name = profile_name
+        self.profile = profile
+        self.model = model
+        self.last_key_id: str | None = None
+
+    @property
+    def base_url(self) -> str | None:
+        return None
+
+    def complete(self, request: Request) -> Completion:
+        raise NotImplementedError(f"{type(self).__name__} must implement complete()")
+
+    async def acomplete(self, request: Request) -> Completion:
+        raise NotImplementedError(f"{type(self).__name__} must implement acomplete()")
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        yield Chunk(content=self.complete(request).content, finish_reason="stop")
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        completion = await self.acomplete(request)
+        yield Chunk(content=completion.content, finish_reason="stop")
+
+    def close(self) -> None:
+        """Release connections; the provider stays usable and reconnects on demand."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} profile={self.profile_name!r} model={self.model!r}>"
+
+
+@dataclass(slots=True)
+class HTTPCall:
+    """What a protocol module wants sent."""
+
+    url: str
+    json: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+    secrets: tuple[str, ...] = ()
+
+
+class HTTPProvider(Provider):
+    """Shared sync/async HTTP I/O; subclasses implement the wire format only."""
+
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        super().__init__(profile_name, profile, model)
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        # The network seam (as in httpx): tests may set an httpx.MockTransport here.
+        self.transport: httpx.BaseTransport | None = None
+        self.async_transport: httpx.AsyncBaseTransport | None = None
+
+    # --- to implement -------------------------------------------------------------
+    def build(self, request: Request) -> HTTPCall:
+        raise NotImplementedError(f"{type(self).__name__} must implement build()")
+
+    def parse(self, data: Any, request: Request) -> Completion:
+        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
+
+    def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
+        """One SSE event → a chunk; ``None`` to skip it; raise ``StopIteration`` at the end."""
+        raise NotImplementedError(f"{type(self).__name__} must implement parse_event()")
+
+    # --- shared core --------------------------------------------------------------
+    def key_for(self, request: Request) -> str | None:
+        """The key for this attempt: the pool's choice, else the profile's, read now.
+
+        Read at call time so that ``%env`` and ``.env`` edits apply to live clients.
+        """
+        if request.api_key:
+            return request.api_key
+        from llmnb import config
+
+        keys = config.resolve_api_keys(self.profile_name, self.profile, self.key_env_var)
+        if keys:
+            return keys[0]
+        if not (self.needs_key or self.profile.get("api_key_env")):
+            return None
+        return config.require_api_key(self.profile_name, self.profile, self.key_env_var)
+
+    @property
+    def base_url(self) -> str | None:
+        url = self.profile.get("base_url") or self.default_base_url
+        return str(url).rstrip("/") if url else None
+
+    def _timeout(self, request: Request) -> httpx.Timeout:
+        import httpx
+
+        t = request.timeout or self.profile.get("timeout") or DEFAULT_TIMEOUT
+        return httpx.Timeout(float(t), connect=min(float(t), 10.0))
+
+    def _headers(self, call: HTTPCall) -> dict[str, str]:
+        headers = {"user-agent": USER_AGENT, "content-type": "application/json"}
+        extra = self.profile.get("headers") or {}
+        headers.update({str(k): str(v) for k, v in extra.items()})
+        headers.update(call.headers)
+        return headers
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        return map_http_error(
+            status,
+            headers,
+            body,
+            provider=self.type_name,
+            profile=self.profile_name,
+            model=self.model,
+            key_env=self.profile.get("api_key_env") or self.key_env_var,
+            base_url=self.base_url,
+            secrets=call.secrets,
+        )
+
+    def _decode_json(self, status: int, body: bytes, call: HTTPCall) -> Any:
+        if not body.strip():
+            raise errors.ResponseFormatError(
+                f"the server answered HTTP {status} with an empty body; "
+                f"check base_url {self.base_url!r} points at an OpenAI-style API.",
+                status=status,
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            )
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            excerpt = body_excerpt(body, call.secrets)
+            kind = "an HTML page" if excerpt.lstrip().startswith("<") else "a body that is not JSON"
+            raise errors.ResponseFormatError(
+                f"the server answered HTTP {status} with {kind} ({excerpt[:80]!r}); "
+                f"check base_url {self.base_url!r}.",
+                status=status,
+                body=excerpt,
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            ) from exc
+
+    def _parse_checked(
+        self, data: Any, request: Request, status: int, call: HTTPCall
+    ) -> Completion:
+        try:
+            return self.parse(data, request)
+        except errors.LLMError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise errors.ResponseFormatError(
+                f"the answer does not have the expected shape ({type(exc).__name__}: {exc}); "
+                "the server may not speak this provider's protocol.",
+                status=status,
+                body=body_excerpt(json.dumps(data)[:1000], call.secrets),
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            ) from exc
+
+    def _event_checked(self, event: SSEEvent, request: Request) -> Chunk | None:
+        try:
+            return self.parse_event(event, request)
+        except (errors.LLMError, StopIteration):
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise errors.ResponseFormatError(
+                f"a stream event could not be read ({type(exc).__name__}: {exc}): "
+                f"{body_excerpt(event.data)[:120]!r}",
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            ) from exc
+
+    def _transport_error(self, exc: Exception, timeout: httpx.Timeout) -> errors.APIError:
+        import httpx
+
+        kw: dict[str, Any] = {
+            "provider": self.type_name,
+            "profile": self.profile_name,
+            "model": self.model,
+        }
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.LLMTimeoutError(
+                f"no answer within {timeout.read}s from {self.base_url}; raise `timeout` "
+                "in the profile or the call if the model is slow.",
+                **kw,
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return errors.NetworkError(
+                f"cannot connect to {self.base_url} ({exc}); check base_url and the network.",
+                **kw,
+            )
+        return errors.NetworkError(
+            f"the connection to {self.base_url} failed ({type(exc).__name__}: {exc}).", **kw
+        )
+
+    # --- sync I/O -----------------------------------------------------------------
+    def _sync(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(
+                follow_redirects=False, transport=self.transport, verify=_verify()
+            )
+        return self._client
+
+    def complete(self, request: Request) -> Completion:
+        import httpx
+
+        call = self.build(request)
+        timeout = self._timeout(request)
+        try:
+            r = self._sync().request(
+                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+            )
+            body = r.content
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timeout) from exc
+        if r.status_code >= 400:
+            raise self._error(r.status_code, r.headers, body, call)
+        return self._parse_checked(
+            self._decode_json(r.status_code, body, call), request, r.status_code, call
+        )
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        import httpx
+
+        call = self.build(request)
+        timeout = self._timeout(request)
+        done = False
+        try:
+            with self._sync().stream(
+                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+            ) as r:
+                if r.status_code >= 400:
+                    raise self._error(r.status_code, r.headers, r.read(), call)
+                decoder = SSEDecoder()
+                for text in r.iter_text():
+                    chunks, done = self._drain(decoder.feed(text), request)
+                    yield from chunks
+                    if done:
+                        break
+                else:
+                    chunks, done = self._drain(decoder.flush(), request)
+                    yield from chunks
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timeout) from exc
+        if not done:
+            self.stream_ended_early(request)
+
+    # --- async I/O ----------------------------------------------------------------
+    def _async(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            import httpx
+
+            self._aclient = httpx.AsyncClient(
+                follow_redirects=False, transport=self.async_transport, verify=_verify()
+            )
+        return self._aclient
+
+    async def acomplete(self, request: Request) -> Completion:
+        import httpx
+
+        call = self.build(request)
+        timeout = self._timeout(request)
+        try:
+            r = await self._async().request(
+                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+            )
+            body = r.content
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timeout) from exc
+        if r.status_code >= 400:
+            raise self._error(r.status_code, r.headers, body, call)
+        return self._parse_checked(
+            self._decode_json(r.status_code, body, call), request, r.status_code, call
+        )
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        import httpx
+
+        call = self.build(request)
+        timeout = self._timeout(request)
+        done = False
+        try:
+            async with self._async().stream(
+                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+            ) as r:
+                if r.status_code >= 400:
+                    raise self._error(r.status_code, r.headers, await r.aread(), call)
+                decoder = SSEDecoder()
+                async for text in r.aiter_text():
+                    chunks, done = self._drain(decoder.feed(text), request)
+                    for chunk in chunks:
+                        yield chunk
+                    if done:
+                        break
+                else:
+                    chunks, done = self._drain(decoder.flush(), request)
+                    for chunk in chunks:
+                        yield chunk
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timeout) from exc
+        if not done:
+            self.stream_ended_early(request)
+
+    def _drain(self, events: list[SSEEvent], request: Request) -> tuple[list[Chunk], bool]:
+        """Events → chunks, and whether the protocol's end marker was among them."""
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunk = self._event_checked(event, request)
+            except StopIteration:
+                return chunks, True
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks, False
+
+    def stream_ended_early(self, request: Request) -> None:
+        """The body ended without the protocol's end marker: a cut stream."""
+        raise errors.NetworkError(
+            "the stream ended before the server said it was done (connection cut?); "
+            "the answer is incomplete.",
+            provider=self.type_name,
+            profile=self.profile_name,
+            model=self.model,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None

@@ -1,0 +1,158 @@
+"""``type: mock`` — a deterministic, offline provider: the ``demo`` profile.
+
+Profile fields::
+
+    demo:
+      type: mock
+      model: mock-1
+      responses: {"sse": "SSE streams events over one HTTP response."}   # keyword → answer
+      default_response: "..."        # when no keyword matches (else an echo)
+      delay: 0.1                     # seconds per call (spread over chunks when streaming)
+      stream_chunk_size: 8           # characters per streamed chunk
+      errors: [rate_limit, server_error]   # raised by the first calls, one per attempt
+
+Token counts are estimated from text length (about 4 characters a token) and marked
+``estimated``, so their cost is labelled ``estimate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, ClassVar
+
+from llmnb import errors
+from llmnb.providers.base import Provider
+from llmnb.types import Chunk, Completion, Request, Usage
+
+__all__ = ["MockProvider", "estimate_tokens"]
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token — the usual rule of thumb for English."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+_ERRORS: dict[str, tuple[type[errors.APIError], int | None, str]] = {
+    "rate_limit": (errors.RateLimitError, 429, "mock rate limit"),
+    "server_error": (errors.ProviderError, 500, "mock server error"),
+    "overloaded": (errors.OverloadedError, 529, "mock overload"),
+    "timeout": (errors.LLMTimeoutError, None, "mock timeout"),
+    "network": (errors.NetworkError, None, "mock connection reset"),
+    "auth": (errors.AuthenticationError, 401, "mock: key rejected"),
+    "quota": (errors.InsufficientQuotaError, 429, "mock: out of quota"),
+    "invalid": (errors.InvalidRequestError, 400, "mock: bad request"),
+}
+
+
+class MockProvider(Provider):
+    """Answers from a keyword table; never touches the network."""
+
+    type_name: ClassVar[str] = "mock"
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        super().__init__(profile_name, profile, model)
+        self._script = list(profile.get("errors") or [])
+        self._lock = threading.Lock()
+
+    def _next_error(self) -> errors.APIError | None:
+        with self._lock:
+            if not self._script:
+                return None
+            spec = self._script.pop(0)
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        kind = str(spec.get("type", "server_error"))
+        if kind not in _ERRORS:
+            raise errors.ConfigError(
+                f"profile {self.profile_name!r}: unknown mock error {kind!r} in `errors`; "
+                f"use one of {', '.join(sorted(_ERRORS))}."
+            )
+        cls, status, text = _ERRORS[kind]
+        kw: dict[str, Any] = {
+            "status": status,
+            "provider": self.type_name,
+            "profile": self.profile_name,
+            "model": self.model,
+        }
+        message = str(spec.get("message", text))
+        if cls is errors.RateLimitError:
+            return errors.RateLimitError(message, retry_after=spec.get("retry_after"), **kw)
+        return cls(message, **kw)
+
+    def answer(self, request: Request) -> str:
+        """The deterministic answer to a request."""
+        last_user = next(
+            (m.content for m in reversed(request.messages) if m.role.value == "user"), ""
+        )
+        lowered = last_user.lower()
+        for keyword, reply in (self.profile.get("responses") or {}).items():
+            if str(keyword).lower() in lowered:
+                return str(reply)
+        default = self.profile.get("default_response")
+        if default:
+            return str(default)
+        return f"[{request.model}] You said: {last_user}"
+
+    def _completion(self, request: Request) -> Completion:
+        text = self.answer(request)
+        finish = "stop"
+        if request.max_tokens is not None and estimate_tokens(text) > request.max_tokens:
+            text, finish = text[: request.max_tokens * 4], "length"
+        prompt = sum(estimate_tokens(m.content) for m in request.messages)
+        usage = Usage(prompt, estimate_tokens(text), estimated=True)
+        return Completion(content=text, model=request.model, usage=usage, finish_reason=finish)
+
+    def _pieces(self, completion: Completion) -> list[str]:
+        size = int(self.profile.get("stream_chunk_size") or 8)
+        text = completion.content
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+    @property
+    def _delay(self) -> float:
+        return float(self.profile.get("delay") or 0.0)
+
+    def complete(self, request: Request) -> Completion:
+        if self._delay:
+            time.sleep(self._delay)
+        err = self._next_error()
+        if err:
+            raise err
+        return self._completion(request)
+
+    async def acomplete(self, request: Request) -> Completion:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        err = self._next_error()
+        if err:
+            raise err
+        return self._completion(request)
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        err = self._next_error()
+        if err:
+            raise err
+        completion = self._completion(request)
+        pieces = self._pieces(completion)
+        pause = self._delay / len(pieces)
+        for piece in pieces:
+            if pause:
+                time.sleep(pause)
+            yield Chunk(content=piece, model=request.model)
+        yield Chunk(finish_reason=completion.finish_reason, usage=completion.usage)
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        err = self._next_error()
+        if err:
+            raise err
+        completion = self._completion(request)
+        pieces = self._pieces(completion)
+        pause = self._delay / len(pieces)
+        for piece in pieces:
+            if pause:
+                await asyncio.sleep(pause)
+            yield Chunk(content=piece, model=request.model)
+        yield Chunk(finish_reason=completion.finish_reason, usage=completion.usage)

@@ -1,0 +1,211 @@
+"""The OpenAI chat-completions wire protocol, and the providers that speak it.
+
+``POST {base_url}/chat/completions``, plain JSON or SSE (``data:`` lines ending with
+``[DONE]``). OpenRouter adds attribution headers and reports ``usage.cost``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from llmnb import errors
+from llmnb._http import SSEEvent
+from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.types import Chunk, Completion, Request, Usage
+
+__all__ = [
+    "PRESETS",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
+    "OpenRouterProvider",
+    "is_reasoning_model",
+]
+
+# o1 / o3 / o4-mini / gpt-5 families reject `temperature` and `max_tokens`.
+_REASONING = re.compile(r"^(o\d+(?:$|[-.])|gpt-5)", re.IGNORECASE)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """True for OpenAI reasoning models (``o3-mini``, ``openai/gpt-5.2``, ...)."""
+    return bool(_REASONING.match(model.rsplit("/", 1)[-1]))
+
+
+def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
+    if not raw:
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cost = raw.get("cost")
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
+    )
+
+
+class OpenAICompatibleProvider(HTTPProvider):
+    """Any server with an OpenAI-style ``/chat/completions`` (vLLM, Volcano, LM Studio ...)."""
+
+    type_name: ClassVar[str] = "openai_compatible"
+    # A generic endpoint has no key variable of its own: borrowing OPENAI_API_KEY would
+    # send the OpenAI key to a third-party host. Its profile names `api_key_env`.
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    # The wire name of the output cap for non-reasoning models.
+    uses_max_completion_tokens: ClassVar[bool] = True
+
+    def _require_base_url(self) -> str:
+        url = self.base_url
+        if not url:
+            raise errors.ConfigError(
+                f"profile {self.profile_name!r} (type {self.type_name}) needs a `base_url`, "
+                "e.g. base_url: https://host/v1 in config/settings.yaml."
+            )
+        return url
+
+    def body(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.to_dict() for m in request.messages],
+        }
+        reasoning = is_reasoning_model(request.model)
+        if request.temperature is not None and not reasoning:
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            cap = (
+                "max_completion_tokens"
+                if reasoning and self.uses_max_completion_tokens
+                else "max_tokens"
+            )
+            body[cap] = request.max_tokens
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        body.update(request.extra)
+        return body
+
+    def build(self, request: Request) -> HTTPCall:
+        url = self._require_base_url() + "/chat/completions"
+        key = self.key_for(request)
+        headers: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+            secrets = (key,)
+        org = self.profile.get("organization")
+        if org:
+            headers["openai-organization"] = str(org)
+        self.last_key_id = key_fingerprint(key)
+        return HTTPCall(url=url, json=self.body(request), headers=headers, secrets=secrets)
+
+    def parse(self, data: Any, request: Request) -> Completion:
+        if isinstance(data, dict) and "error" in data and "choices" not in data:
+            # Some gateways answer 200 with an error envelope.
+            raise self._error(500, {}, json.dumps(data).encode(), HTTPCall(url="", json=None))
+        choices = data["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise errors.ResponseFormatError(
+                "the answer has no `choices`; the model returned nothing usable.",
+                body=json.dumps(data)[:300],
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            )
+        choice = choices[0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"message.content is {type(content).__name__}, expected a string")
+        reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+        return Completion(
+            content=content or "",
+            model=str(data.get("model") or request.model),
+            usage=_usage(data.get("usage")) or Usage(),
+            finish_reason=choice.get("finish_reason"),
+            reasoning=reasoning if isinstance(reasoning, str) else "",
+            raw=data,
+        )
+
+    def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
+        if event.data == "[DONE]":
+            raise StopIteration
+        data = json.loads(event.data)
+        if not isinstance(data, dict):
+            raise TypeError(f"stream event is {type(data).__name__}, expected an object")
+        if "error" in data:
+            err = self._error(500, {}, event.data.encode(), HTTPCall(url="", json=None))
+            err.message = "error in the middle of the stream: " + err.message
+            raise err
+        chunk = Chunk(model=data.get("model"), usage=_usage(data.get("usage")))
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            chunk.content += delta.get("content") or ""
+            chunk.reasoning += delta.get("reasoning") or delta.get("reasoning_content") or ""
+            if choice.get("finish_reason"):
+                chunk.finish_reason = choice["finish_reason"]
+        return chunk
+
+
+class OpenAIProvider(OpenAICompatibleProvider):
+    """api.openai.com."""
+
+    type_name: ClassVar[str] = "openai"
+    needs_key: ClassVar[bool] = True
+    key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+
+
+class OpenRouterProvider(OpenAICompatibleProvider):
+    """openrouter.ai: one key, many vendors' models; every answer carries ``usage.cost``."""
+
+    type_name: ClassVar[str] = "openrouter"
+    needs_key: ClassVar[bool] = True
+    key_env_var: ClassVar[str | None] = "OPENROUTER_API_KEY"
+    default_base_url: ClassVar[str | None] = "https://openrouter.ai/api/v1"
+    # OpenRouter normalises `max_tokens` for every model, reasoning ones included.
+    uses_max_completion_tokens: ClassVar[bool] = False
+
+    def build(self, request: Request) -> HTTPCall:
+        call = super().build(request)
+        referer = self.profile.get("http_referer")
+        title = self.profile.get("x_title")
+        if referer:
+            call.headers["HTTP-Referer"] = str(referer)
+        if title:
+            call.headers["X-Title"] = str(title)
+        return call
+
+
+def _preset(name: str, base_url: str | None, key_env: str | None, needs_key: bool = True) -> type:
+    return type(
+        f"{name.title().replace('_', '')}Provider",
+        (OpenAICompatibleProvider,),
+        {
+            "type_name": name,
+            "default_base_url": base_url,
+            "key_env_var": key_env,
+            "needs_key": needs_key,
+            "__doc__": f"OpenAI-compatible preset for {name} ({base_url}).",
+        },
+    )
+
+
+# type name -> provider class; a profile may still override base_url and api_key_env.
+PRESETS: dict[str, type[OpenAICompatibleProvider]] = {
+    "openai_compatible": OpenAICompatibleProvider,
+    "openai": OpenAIProvider,
+    "openrouter": OpenRouterProvider,
+    "groq": _preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "together": _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+    "deepseek": _preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+    "mistral": _preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "xai": _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
+    "ollama": _preset("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False),
+    "vllm": _preset("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", False),
+    "lmstudio": _preset("lmstudio", "http://localhost:1234/v1", "LMSTUDIO_API_KEY", False),
+}

@@ -1,0 +1,184 @@
+"""Value types shared by every layer: messages, requests, completions, usage, chunks."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "Chunk",
+    "Completion",
+    "Message",
+    "MessagesLike",
+    "Request",
+    "Role",
+    "Usage",
+    "normalize_messages",
+]
+
+
+class Role(str, enum.Enum):
+    """Who speaks in a message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message. ``Message("user", "hi")`` or ``Message(Role.USER, "hi")``."""
+
+    role: Role
+    content: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            try:
+                object.__setattr__(self, "role", Role(str(self.role).lower()))
+            except ValueError:
+                roles = ", ".join(r.value for r in Role)
+                raise ValueError(
+                    f"unknown message role {self.role!r}; use one of: {roles}"
+                ) from None
+        if not isinstance(self.content, str):
+            raise TypeError(f"message content must be a str, got {type(self.content).__name__}")
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"role": self.role.value, "content": self.content}
+        if self.name:
+            d["name"] = self.name
+        return d
+
+
+MessagesLike = Union[str, Message, Sequence[Union[Message, Mapping[str, Any]]]]
+
+
+def normalize_messages(messages: MessagesLike) -> tuple[Message, ...]:
+    """Turn a ``str``, a list of dicts or a list of :class:`Message` into messages."""
+    if isinstance(messages, str):
+        return (Message(Role.USER, messages),)
+    if isinstance(messages, Message):
+        return (messages,)
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        if isinstance(m, Message):
+            out.append(m)
+        elif isinstance(m, Mapping):
+            if "role" not in m or "content" not in m:
+                raise ValueError(
+                    f"message {i} needs 'role' and 'content' keys, got keys {sorted(m)}"
+                )
+            content = m["content"]
+            if content is None:
+                content = ""
+            out.append(Message(m["role"], content, m.get("name")))
+        else:
+            raise TypeError(f"message {i} must be a dict or llmnb.Message, got {type(m).__name__}")
+    if not out:
+        raise ValueError("messages are empty: pass a prompt string or at least one message")
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one call.
+
+    ``cached_tokens`` and ``reasoning_tokens`` are parts of the prompt and completion
+    counts (as the OpenAI wire format reports them), not additions. ``estimated`` is
+    true when the counts were guessed from text length instead of reported.
+    ``cost_usd`` is set only when the provider itself reported a cost.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+    cost_usd: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        cost: float | None
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.estimated or other.estimated,
+            cost,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A provider-neutral request: what a provider encodes into wire bytes."""
+
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    stream: bool = False
+    # Extra wire parameters passed through as-is (top_p, stop, seed, ...).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # JSON schema the answer must follow (structured outputs); each provider maps it to
+    # its own mechanism (OpenAI response_format, Anthropic forced tool, Gemini schema).
+    response_schema: Mapping[str, Any] | None = None
+    schema_name: str | None = None
+    # The key chosen for this attempt (by a key pool); never shown in a repr.
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One piece of a streamed answer."""
+
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    """The answer of one call. ``str(completion)`` is its text.
+
+    ``cost_usd`` is NaN (and ``cost_source == "unknown"``) when no price is known;
+    it is never a silent 0.
+    """
+
+    content: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    profile: str | None = None
+    provider: str | None = None
+    call_id: str = ""
+    attempts: int = 1
+    cost_usd: float = math.nan
+    cost_source: str = "unknown"
+    reasoning: str = ""
+    cached: bool = False
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return self.content

@@ -1,0 +1,42 @@
+"""Usage tracking: every attempt becomes a row with tokens, cost and latency.
+
+Example::
+
+    from llmnb.usage import get_tracker
+    tracker = get_tracker()               # this task's tracker, else the process default
+    tracker.record(1200, 300, model="gpt-4o", provider="openai")
+    tracker.to_dataframe()                # columns: llmnb.usage.COLUMNS
+    tracker.summary(by="model")           # calls, attempts, errors, tokens, cost…
+
+The row contract (columns and dtypes) is documented in :mod:`llmnb.usage.record`;
+pricing rules in :mod:`llmnb.usage.pricing`. Importing this package loads neither pandas
+nor genai-prices nor IPython.
+"""
+
+from __future__ import annotations
+
+from llmnb.usage.record import COLUMNS, DTYPES, UsageRecord
+from llmnb.usage.tracker import (
+    RECORD_FIELDS,
+    SESSION_ID,
+    MemoryStore,
+    UsageStore,
+    UsageTracker,
+    get_tracker,
+    reset_tracker,
+    set_tracker,
+)
+
+__all__ = [
+    "COLUMNS",
+    "DTYPES",
+    "RECORD_FIELDS",
+    "SESSION_ID",
+    "MemoryStore",
+    "UsageRecord",
+    "UsageStore",
+    "UsageTracker",
+    "get_tracker",
+    "reset_tracker",
+    "set_tracker",
+]

@@ -1,0 +1,567 @@
+"""UsageTracker: one row per attempt, priced as it is recorded; the active one is a ContextVar.
+
+Example::
+
+    >>> t = UsageTracker(session="demo")
+    >>> rec = t.record(1200, 300, model="gpt-4o", provider="openai", profile="oa")
+    >>> rec.cost_source
+    'price_table'
+    >>> with t.activate():
+    ...     get_tracker() is t
+    True
+
+``record()`` is on every call's path, so it does no pandas, no I/O and little checking:
+a few microseconds. Reports (``to_dataframe``, ``summary``) import pandas when asked.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import sys
+import threading
+import uuid
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from itertools import islice
+from random import getrandbits
+from time import time as _now
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from llmnb.usage.pricing import cost_of, price_for
+from llmnb.usage.record import CATEGORY_COLUMNS, COLUMNS, CodedColumn, UsageRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "RECORD_FIELDS",
+    "SESSION_ID",
+    "MemoryStore",
+    "UsageStore",
+    "UsageTracker",
+    "get_tracker",
+    "reset_tracker",
+    "set_tracker",
+]
+
+log = logging.getLogger("llmnb.usage")
+
+#: One short random id per process (kernel); every tracker's default ``session``.
+SESSION_ID: str = uuid.uuid4().hex[:12]
+
+#: Keyword arguments ``UsageTracker.record()`` accepts besides the two token counts.
+RECORD_FIELDS: tuple[str, ...] = (
+    "cached_tokens",
+    "reasoning_tokens",
+    "model",
+    "provider",
+    "profile",
+    "agent",
+    "step",
+    "cost_usd",
+    "cost_source",
+    "estimated",
+    "latency_s",
+    "ttft_s",
+    "status",
+    "error",
+    "call_id",
+    "attempt",
+    "cached",
+    "key_id",
+    "cell",
+    "tags",
+    "pricing",
+    "base_url",
+    "time",
+)
+_UNKNOWN_TOKEN_FIELDS = tuple(
+    f for f in RECORD_FIELDS if f not in ("cached_tokens", "reasoning_tokens")
+)
+
+Listener = Callable[[UsageRecord], object]
+
+_new_record = tuple.__new__
+_COST = COLUMNS.index("cost_usd")
+_CALL_ID = COLUMNS.index("call_id")
+
+
+@runtime_checkable
+class UsageStore(Protocol):
+    """Where rows go. The tracker calls these under its lock: a store need not be
+    thread-safe. Optional extras the tracker uses when present: ``clear()``,
+    ``__len__()``, ``append_one(record)`` and ``columns()`` (see :class:`MemoryStore`)."""
+
+    def append(self, records: list[UsageRecord]) -> None: ...
+
+    def load(self) -> list[UsageRecord]: ...
+
+
+class MemoryStore:
+    """The default store: rows kept in memory, lost when the kernel stops.
+
+    Rows are buffered and moved into per-column storage every :attr:`CHUNK` rows — lists,
+    and for category columns ``array("i")`` codes. A DataFrame of a million rows then needs
+    neither transposing nor string hashing (together most of a second), while an append
+    stays a ``list.append``.
+    """
+
+    CHUNK = 1024
+    __slots__ = ("_cols", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[UsageRecord] = []
+        self._cols: list[Any] = _empty_columns()
+
+    def append(self, records: list[UsageRecord]) -> None:
+        self._pending.extend(records)
+        if len(self._pending) >= self.CHUNK:
+            self._flush()
+
+    def append_one(self, record: UsageRecord) -> None:
+        """``append([record])`` without the list (the tracker's hot path)."""
+        pending = self._pending
+        pending.append(record)
+        if len(pending) >= self.CHUNK:
+            self._flush()
+
+    def load(self) -> list[UsageRecord]:
+        self._flush()
+        columns: list[Any] = []
+        for col in self._cols:
+            if isinstance(col, _Coded):
+                lut = [*col.categories, None]  # code -1 -> the last item, None
+                columns.append(map(lut.__getitem__, col.codes))
+            else:
+                columns.append(col)
+        return list(map(UsageRecord._make, zip(*columns, strict=True)))
+
+    def columns(self) -> tuple[int, list[Any]]:
+        """``(n, columns)`` in :data:`COLUMNS` order, for fast DataFrames. Category columns
+        are :class:`CodedColumn` copies; the others are the live lists — they only grow,
+        so read only their first ``n`` items."""
+        self._flush()
+        out: list[Any] = []
+        for col in self._cols:
+            if isinstance(col, _Coded):
+                out.append(CodedColumn(col.codes[:], list(col.categories)))
+            else:
+                out.append(col)
+        return len(self._cols[0]), out
+
+    def clear(self) -> None:
+        # New objects rather than emptying: a reader holding the old lists stays valid.
+        self._cols = _empty_columns()
+        self._pending = []
+
+    def __len__(self) -> int:
+        return len(self._cols[0]) + len(self._pending)
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore {len(self)} rows>"
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        # Encode everything first: a failure must not leave the columns misaligned.
+        chunks: list[Any] = []
+        for col, values in zip(self._cols, zip(*pending, strict=True), strict=True):
+            if isinstance(col, _Coded):
+                try:
+                    chunks.append(col.encode(values))
+                except TypeError:  # an unhashable "model" or such: keep its text
+                    chunks.append(col.encode(tuple(map(_hashable, values))))
+            else:
+                chunks.append(values)
+        for col, chunk in zip(self._cols, chunks, strict=True):
+            (col.codes if isinstance(col, _Coded) else col).extend(chunk)
+        self._pending = []
+
+
+class _CodeOf(dict[Any, int]):
+    """value -> code; an unseen value gets the next code (``categories`` records it)."""
+
+    __slots__ = ("categories",)
+
+    def __init__(self, categories: list[Any]) -> None:
+        super().__init__({None: -1})
+        self.categories = categories
+
+    def __missing__(self, value: Any) -> int:
+        code = len(self.categories)
+        self.categories.append(value)
+        self[value] = code
+        return code
+
+
+class _Coded:
+    """A category column: int codes, and the values they stand for."""
+
+    __slots__ = ("categories", "code_of", "codes")
+
+    def __init__(self) -> None:
+        self.codes = array("i")
+        self.categories: list[Any] = []
+        self.code_of = _CodeOf(self.categories)
+
+    def encode(self, values: tuple[Any, ...]) -> array[int]:
+        if len(set(values)) == 1:
+            # Most chunks hold one session, status, profile…: skip the per-row lookups.
+            return array("i", (self.code_of[values[0]],)) * len(values)
+        return array("i", map(self.code_of.__getitem__, values))
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _empty_columns() -> list[Any]:
+    return [_Coded() if c in CATEGORY_COLUMNS else [] for c in COLUMNS]
+
+
+class UsageTracker:
+    """Records usage rows and reports them. ``UsageTracker(session="abc", store=None)``.
+
+    Thread- and task-safe: appends hold a lock, and listeners run after it is released.
+    """
+
+    def __init__(self, session: str | None = None, store: UsageStore | None = None) -> None:
+        self._session = SESSION_ID if session is None else str(session)
+        self._store: UsageStore = MemoryStore() if store is None else store
+        append_one = getattr(self._store, "append_one", None)
+        self._append_one: Callable[[UsageRecord], None] = append_one or (
+            lambda rec: self._store.append([rec])
+        )
+        self._lock = threading.Lock()
+        self._listeners: tuple[Listener, ...] = ()
+        self._failed_listeners: set[int] = set()
+
+    @property
+    def session(self) -> str:
+        return self._session
+
+    @property
+    def store(self) -> UsageStore:
+        return self._store
+
+    # -- recording ---------------------------------------------------------------------
+
+    def record(
+        self,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        *,
+        cached_tokens: int | None = 0,
+        reasoning_tokens: int | None = 0,
+        model: str | None = None,
+        provider: str | None = None,
+        profile: str | None = None,
+        agent: str | None = None,
+        step: str | None = None,
+        cost_usd: float | None = None,
+        cost_source: str | None = None,
+        estimated: bool = False,
+        latency_s: float = math.nan,
+        ttft_s: float = math.nan,
+        status: str = "ok",
+        error: str | BaseException | None = None,
+        call_id: str | None = None,
+        attempt: int = 1,
+        cached: bool = False,
+        key_id: str | None = None,
+        cell: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        pricing: Mapping[str, Any] | None = None,
+        base_url: str | None = None,
+        time: float | _dt.datetime | None = None,
+        **unknown: Any,
+    ) -> UsageRecord:
+        """Record one attempt and return its row; the cost is worked out here.
+
+        Cost rules, first match wins: ``cached`` → 0 (``"cache"``); ``cost_usd`` given →
+        it (``"provider"``); a price from ``pricing`` or genai-prices → tokens × price
+        (``"price_table"``, or ``"estimate"`` if ``estimated``); else NaN (``"unknown"``).
+        ``cost_source`` given by the caller replaces the label. ``time`` is UTC epoch
+        seconds or a datetime (naive means UTC); ``key_id`` must be a fingerprint, never a key.
+        """
+        if unknown:
+            raise _unknown_fields("record", unknown, RECORD_FIELDS)
+        if cached:
+            cost, source = 0.0, "cache"
+        elif cost_usd is not None and cost_usd == cost_usd:  # NaN means "not reported"
+            cost, source = float(cost_usd), "provider"
+        elif prompt_tokens is None or completion_tokens is None:
+            cost, source = math.nan, "unknown"
+        else:
+            price = price_for(model, provider, base_url, pricing)
+            if price is None:
+                cost, source = math.nan, "unknown"
+            else:
+                cost = cost_of(price, prompt_tokens, completion_tokens, cached_tokens or 0)
+                source = "estimate" if estimated else "price_table"
+        if cost_source is not None:
+            source = cost_source
+
+        if time is None:
+            t = _now()
+        elif type(time) is float:
+            t = time
+        else:
+            t = _epoch(time)
+        if cell is None and "IPython" in sys.modules:
+            cell = _notebook_cell()
+        # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the cost.
+        rec: UsageRecord = _new_record(
+            UsageRecord,
+            (
+                t,
+                self._session,
+                profile,
+                provider,
+                model,
+                agent,
+                step,
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                reasoning_tokens,
+                None
+                if prompt_tokens is None or completion_tokens is None
+                else prompt_tokens + completion_tokens,
+                cost,
+                source,
+                latency_s,
+                ttft_s,
+                status,
+                error if error is None or type(error) is str else _error_text(error),
+                call_id or "%016x" % getrandbits(64),  # noqa: UP031 - fastest here
+                attempt,
+                cached,
+                key_id,
+                cell,
+                None if tags is None else _tags(tags),
+            ),
+        )
+        with self._lock:
+            self._append_one(rec)
+        for fn in self._listeners:
+            try:
+                fn(rec)
+            except Exception:
+                self._listener_failed(fn)
+        return rec
+
+    def record_unknown(self, **fields: Any) -> UsageRecord:
+        """Record an attempt whose token counts are unknown (a failed call, a custom
+        provider that reports nothing): tokens <NA>, cost NaN, ``cost_source="unknown"``
+        — unless ``cached`` or a provider-reported ``cost_usd`` says otherwise."""
+        if fields.keys() - _UNKNOWN_TOKEN_FIELDS:
+            bad = {k: v for k, v in fields.items() if k not in _UNKNOWN_TOKEN_FIELDS}
+            raise _unknown_fields("record_unknown", bad, _UNKNOWN_TOKEN_FIELDS)
+        return self.record(None, None, cached_tokens=None, reasoning_tokens=None, **fields)
+
+    # -- listeners ---------------------------------------------------------------------
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(record)`` after each record (dashboards). Its errors are logged once,
+        never raised: a broken dashboard must not lose usage rows."""
+        with self._lock:
+            self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        """Stop calling ``fn``; ``ValueError`` if it was not added."""
+        with self._lock:
+            listeners = list(self._listeners)
+            try:
+                # == not `is`: ``obj.method`` is a new bound-method object on each access
+                added = listeners.pop(listeners.index(fn))
+            except ValueError:
+                raise ValueError(f"{fn!r} is not a listener of this tracker") from None
+            self._listeners = tuple(listeners)
+            self._failed_listeners.discard(id(added))
+
+    def _listener_failed(self, fn: Listener) -> None:
+        if id(fn) in self._failed_listeners:
+            log.debug("usage listener %r failed again", fn, exc_info=True)
+            return
+        self._failed_listeners.add(id(fn))
+        log.warning(
+            "usage listener %r raised; the row was recorded, further errors from this "
+            "listener are logged at DEBUG level",
+            fn,
+            exc_info=True,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[UsageRecord]:
+        """All rows, oldest first (a new list)."""
+        with self._lock:
+            return list(self._store.load())
+
+    def __len__(self) -> int:
+        with self._lock:
+            if isinstance(self._store, Sized):
+                return len(self._store)
+            return len(self._store.load())
+
+    def clear(self) -> None:
+        """Drop all rows (of the store, if it can be cleared)."""
+        clear = getattr(self._store, "clear", None)
+        if clear is None:
+            raise TypeError(f"{type(self._store).__name__} cannot be cleared")
+        with self._lock:
+            clear()
+
+    def total_cost(self) -> float:
+        """USD of the rows whose cost is known; NaN if there are rows but none is known."""
+        n, cols = self._snapshot()
+        known = [c for c in islice(cols[_COST], n) if c == c]
+        if n and not known:
+            return math.nan
+        return math.fsum(known)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per attempt; columns exactly :data:`~llmnb.usage.COLUMNS` (see
+        :mod:`llmnb.usage.record` for dtypes). ``tracker.to_dataframe().tail()``"""
+        from llmnb.usage.report import columns_to_dataframe
+
+        n, cols = self._snapshot()
+        return columns_to_dataframe(cols, n)
+
+    def summary(self, by: str | list[str] | tuple[str, ...] = "model") -> pd.DataFrame:
+        """Calls, attempts, errors, tokens, cost and median latency per group, costliest
+        first. ``by`` is a column name, ``"day"`` (UTC date) or a list of them.
+        ``tracker.summary(by=["provider", "model"])``"""
+        from llmnb.usage.report import summarize
+
+        return summarize(self.to_dataframe(), by)
+
+    def _snapshot(self) -> tuple[int, list[Any]]:
+        """``(n, columns)``: read only the first n items of each column."""
+        with self._lock:
+            columns = getattr(self._store, "columns", None)
+            if columns is not None:
+                n, cols = columns()
+                return n, list(cols)
+            rows = self._store.load()
+        if not rows:
+            return 0, [[] for _ in COLUMNS]
+        return len(rows), [list(c) for c in zip(*rows, strict=True)]
+
+    def __repr__(self) -> str:
+        n, cols = self._snapshot()
+        costs = list(islice(cols[_COST], n))
+        calls = len(set(islice(cols[_CALL_ID], n)))
+        unknown = sum(1 for c in costs if c != c)
+        total = math.fsum(c for c in costs if c == c)
+        tail = f" ({unknown} rows with unknown cost)" if unknown else ""
+        return f"<UsageTracker {n} rows, {calls} calls, ${total:.4f}{tail}>"
+
+    # -- activation --------------------------------------------------------------------
+
+    @contextmanager
+    def activate(self) -> Iterator[UsageTracker]:
+        """Make this the current tracker inside a ``with`` block (this task/thread only)."""
+        token = set_tracker(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+
+# -- the current tracker ---------------------------------------------------------------
+
+_current: ContextVar[UsageTracker | None] = ContextVar("llmnb_usage_tracker", default=None)
+_default: UsageTracker | None = None
+_default_lock = threading.Lock()
+
+
+def get_tracker() -> UsageTracker:
+    """The tracker of this context (task/thread), else the process-wide default one."""
+    tracker = _current.get()
+    if tracker is not None:
+        return tracker
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = UsageTracker()
+    return _default
+
+
+def set_tracker(tracker: UsageTracker) -> Token[UsageTracker | None]:
+    """Make ``tracker`` current in this context; returns a token for :func:`reset_tracker`."""
+    if not isinstance(tracker, UsageTracker):
+        raise TypeError(f"set_tracker() needs a UsageTracker, got {type(tracker).__name__}")
+    return _current.set(tracker)
+
+
+def reset_tracker(token: Token[UsageTracker | None]) -> None:
+    """Undo the :func:`set_tracker` call that returned ``token``."""
+    _current.reset(token)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _unknown_fields(method: str, given: Mapping[str, Any], accepted: tuple[str, ...]) -> TypeError:
+    names = ", ".join(repr(k) for k in sorted(given))
+    return TypeError(
+        f"UsageTracker.{method}() got unexpected keyword argument(s) {names}; "
+        f"accepted: {', '.join(sorted(accepted))}"
+    )
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, _dt.datetime):
+        when: _dt.datetime = value
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)  # naive means UTC, as documented
+        return when.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"time must be UTC epoch seconds or a datetime, got {type(value).__name__}"
+        ) from None
+
+
+def _tags(tags: Any) -> dict[str, Any]:
+    # A copy: the caller's dict may change after the row is written.
+    if type(tags) is dict or isinstance(tags, Mapping):
+        return dict(tags)
+    raise TypeError(f"tags must be a mapping such as {{'run': 'a'}}, got {type(tags).__name__}")
+
+
+def _error_text(error: object) -> str:
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
+def _notebook_cell() -> int | None:
+    # IPython is only asked, never imported: a plain script must stay light.
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    if get_ipython is None:
+        return None
+    try:
+        shell = get_ipython()
+    except Exception:
+        return None
+    # The In[n] number: IPython 9 bumps execution_count *before* running a cell, 8.x
+    # after; the display hook's prompt_count is n in both.
+    count = getattr(getattr(shell, "displayhook", None), "prompt_count", None)
+    if count is None:
+        count = getattr(shell, "execution_count", None)
+    return count if isinstance(count, int) else None
