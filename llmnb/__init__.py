@@ -17,13 +17,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from llmnb import _accessor
 from llmnb.types import Completion, Message, Role, Usage
+
+_accessor.install()  # `df.llm` (llmnb.batch) once pandas is imported; imports nothing now
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Completion",
     "LLMClient",
+    "LLMManager",
     "Message",
     "Role",
     "Usage",
@@ -31,7 +35,9 @@ __all__ = [
     "config",
     "create_llm_client_from_profile",
     "errors",
+    "get_llm_manager",
     "list_providers",
+    "middleware",
     "register_provider",
     "testing",
     "usage",
@@ -47,16 +53,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "errors": ("llmnb.errors", None),
     "usage": ("llmnb.usage", None),
     "testing": ("llmnb.testing", None),
+    "LLMManager": ("llmnb.manager", "LLMManager"),
+    "get_llm_manager": ("llmnb.manager", "get_llm_manager"),
+    "middleware": ("llmnb.middleware", None),
 }
 
 if TYPE_CHECKING:
-    from llmnb import config, errors, testing, usage
+    from llmnb import config, errors, middleware, testing, usage
     from llmnb._client import LLMClient
     from llmnb._registry import (
         create_llm_client_from_profile,
         list_providers,
         register_provider,
     )
+    from llmnb.manager import LLMManager, get_llm_manager
 
 
 def __getattr__(name: str) -> Any:
@@ -68,6 +78,20 @@ def __getattr__(name: str) -> Any:
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value  # later lookups skip __getattr__
     return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext llmnb``: register ``%%llm`` / ``%llm`` and the alias ``%%llmnb``."""
+    from llmnb.notebook.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext llmnb``: remove the magics and close their clients."""
+    from llmnb.notebook.magics import unload
+
+    unload(ipython)
 
 
 def __dir__() -> list[str]:

@@ -1,15 +1,27 @@
 """The ``llmnb`` command line.
 
-llmnb demo [--profile demo]     a completion, a streamed completion, the usage table
+llmnb demo [--profile demo]                        a completion, a stream, the usage table
+llmnb usage [--by model] [--since 7d] [--csv F]    what the usage store holds, summarised
+llmnb doctor [--ping]                              settings, profiles, keys ✓/✗, the store
+
+Exit codes: 0 fine, 1 a problem was found (``doctor``) or there is nothing to show,
+2 an llmnb error (message on stderr). Keys are never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main"]
+
+OK, BAD, SKIP = "✓", "✗", "–"
 
 
 def _footer(c: object) -> str:
@@ -27,6 +39,8 @@ def demo(profile: str) -> int:
     """The main job: one completion, one streamed completion, then the usage table."""
     import llmnb
     from llmnb.usage import get_tracker
+    from llmnb.usage.report import summarize
+    from llmnb.usage.stores import describe_store
 
     client = llmnb.create_llm_client_from_profile(profile=profile)
     print(f"llmnb {llmnb.__version__} — profile {profile!r}: {client!r}\n")
@@ -49,7 +63,9 @@ def demo(profile: str) -> int:
 
     import pandas as pd
 
-    df = get_tracker().to_dataframe()
+    tracker = get_tracker()
+    df = tracker.to_dataframe()
+    df = df[df["session"] == tracker.session]  # this run's rows; `llmnb usage` shows all
     cols = [
         "time",
         "profile",
@@ -65,8 +81,220 @@ def demo(profile: str) -> int:
         print("\nUsage (one row per attempt):")
         print(df[cols].to_string(index=False))
         print("\nSummary by model:")
-        print(get_tracker().summary(by="model").to_string())
+        print(summarize(df, "model").to_string())
+    print(f"\nUsage store: {describe_store(tracker.store)} — `llmnb usage` shows every session.")
     return 0
+
+
+# -- llmnb usage ---------------------------------------------------------------------------
+
+
+def usage(by: str, since: str | None, csv: str | None, store: str | None) -> int:
+    """Summarise the usage store (read-only) by ``by``; optionally export the rows."""
+    from pathlib import Path
+
+    from llmnb import _env, config
+    from llmnb.errors import ConfigError
+    from llmnb.notebook._dashboard_model import DashboardModel
+    from llmnb.usage.report import records_to_dataframe, since_filter, summarize, totals
+    from llmnb.usage.sqlite_store import read_usage
+    from llmnb.usage.stores import STORE_VAR, store_path
+
+    settings = config.load_settings()
+    root = _env.project_root(settings.path) if settings.path is not None else Path.cwd()
+    from_env = os.environ.get(STORE_VAR, "").strip()
+    spec = store or from_env or settings.usage.store
+    from llmnb.usage.postgres_store import is_postgres_url
+
+    if is_postgres_url(spec):  # a team's database: every member's rows
+        return _usage_team(spec, by, since, csv)
+    if by in ("user", "host", "notebook"):
+        raise ConfigError(
+            f"--by {by}: only a PostgreSQL usage store records who made each call "
+            "(usage.store: postgresql+psycopg://…)."
+        )
+    try:
+        path = store_path(spec, root)
+    except ValueError as exc:
+        where = (
+            "--store" if store else STORE_VAR if from_env else f"usage.store in {settings.source}"
+        )
+        raise ConfigError(f"{where}: {exc}") from None
+    if path is None:
+        print(f"The usage store is {spec!r}: rows are not kept between sessions.")
+        return 1
+    if not path.exists():
+        print(f"No usage recorded yet: {path} does not exist.")
+        return 1
+    df = since_filter(records_to_dataframe(read_usage(path)), since)
+    t = totals(df)
+    window = f" since {since}" if since else ""
+    print(
+        f"{path}{window}: {t['requests']:,} calls, {t['attempts']:,} attempts, "
+        f"{t['errors']:,} errors, {t['prompt_tokens']:,} → {t['completion_tokens']:,} "
+        f"tokens, {_cost(t['cost_usd'])}"
+        + (f" (+ {t['unknown_cost']:,} rows of unknown cost)" if t["unknown_cost"] else "")
+    )
+    if len(df):
+        print()
+        print(_summary_text(summarize(df, by)))
+    if csv:
+        out, rows = DashboardModel.export_csv(df, csv)
+        print(f"\nWrote {rows:,} rows to {out}")
+    return 0
+
+
+def _usage_team(spec: str, by: str, since: str | None, csv: str | None) -> int:
+    """``llmnb usage`` over a PostgreSQL store (llmnb.usage.postgres_store): the team's rows,
+    which ``--by user|host|notebook`` can group."""
+    from llmnb.notebook._dashboard_model import DashboardModel
+    from llmnb.usage.postgres_store import PostgresStore
+    from llmnb.usage.report import totals
+    from llmnb.usage.team import summarize_team
+
+    db = PostgresStore(spec, history="none")
+    df = db.team_dataframe(since)
+    t = totals(df)
+    window = f" since {since}" if since else ""
+    print(
+        f"{db.url}{window}: {t['requests']:,} calls, {t['attempts']:,} attempts, "
+        f"{t['errors']:,} errors, {t['prompt_tokens']:,} → {t['completion_tokens']:,} "
+        f"tokens, {_cost(t['cost_usd'])}"
+        + (f" (+ {t['unknown_cost']:,} rows of unknown cost)" if t["unknown_cost"] else "")
+    )
+    if len(df):
+        print()
+        print(_summary_text(summarize_team(df, by)))
+    if csv:
+        out, rows = DashboardModel.export_csv(df, csv)
+        print(f"\nWrote {rows:,} rows to {out}")
+    db.close()
+    return 0
+
+
+def _cost(value: float) -> str:
+    from llmnb.usage.report import format_cost
+
+    return format_cost(value)
+
+
+def _summary_text(table: pd.DataFrame) -> str:
+    import pandas as pd
+
+    shown = table.copy()
+    shown["cost_usd"] = shown["cost_usd"].map(_cost)
+    shown["latency_p50_s"] = shown["latency_p50_s"].map(lambda v: "–" if v != v else f"{v:.2f}")
+    shown.index = shown.index.map(lambda k: "(none)" if k is None or k != k else k)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        return str(shown.to_string())
+
+
+# -- llmnb doctor ----------------------------------------------------------------------------
+
+
+def doctor(ping: bool) -> int:
+    """Check settings, profiles, keys and the usage store; ``ping`` each usable profile."""
+    from llmnb import __version__, config
+    from llmnb.errors import LLMError
+
+    problems = 0
+    print(f"llmnb {__version__} doctor\n")
+    try:
+        settings = config.load_settings()
+    except LLMError as exc:
+        print(f"{BAD} settings: {exc}")
+        return 1
+    if settings.path is None:
+        print(f"{OK} settings: built-in default (no config/settings.yaml found; create one)")
+    else:
+        print(f"{OK} settings: {settings.source} ({len(settings.profile_names())} profiles)")
+    env = settings.env_path
+    print(f"{OK if env else SKIP} .env: {env if env else 'none (keys from the environment only)'}")
+    problems += _doctor_active(config)
+    problems += _doctor_store()
+    problems += _doctor_profiles(settings.profile_names(), ping)
+    print(f"\n{'All good.' if not problems else f'{problems} problem(s) found.'}")
+    return 1 if problems else 0
+
+
+def _doctor_active(config: Any) -> int:
+    from llmnb.errors import LLMError
+
+    try:
+        settings = config.load_settings()
+        found = config._active_name(settings, None)
+        saved = config.get_saved_default()
+        if found is None:
+            print(f"{BAD} active profile: none — set llm.active_provider or LLM_ACTIVE_PROVIDER")
+            return 1
+        config.get_profile(found[0])
+        print(f"{OK} active profile: {found[0]} (from {found[1]})")
+        if saved[0]:
+            print(f"  saved default: {saved[0]}" + (f" / {saved[1]}" if saved[1] else ""))
+    except LLMError as exc:
+        print(f"{BAD} active profile: {exc}")
+        return 1
+    return 0
+
+
+def _doctor_store() -> int:
+    from llmnb.errors import LLMError
+    from llmnb.usage.sqlite_store import SQLiteStore, read_usage
+    from llmnb.usage.stores import configured_store, describe_store
+
+    try:
+        store = configured_store()
+    except LLMError as exc:
+        print(f"{BAD} usage store: {exc}")
+        return 1
+    if not isinstance(store, SQLiteStore):
+        print(f"{OK} usage store: {describe_store(store)}")
+        return 0
+    try:
+        rows = len(read_usage(store.path))
+    except LLMError as exc:
+        print(f"{BAD} usage store: {exc}")
+        return 1
+    state = f"{rows:,} rows" if store.path.exists() else "created at the first call"
+    print(f"{OK} usage store: SQLite {store.path} ({state})")
+    return 0
+
+
+def _doctor_profiles(names: list[str], ping: bool) -> int:
+    from llmnb.notebook import _picker_model as pm
+
+    problems = 0
+    print("\nprofiles:")
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        try:
+            info = pm.profile_info(name)
+        except Exception as exc:
+            print(f"  {BAD} {name:<{width}}  {type(exc).__name__}: {exc}")
+            problems += 1
+            continue
+        if info.problem:
+            line, bad = f"{info.type} · {info.problem}", True
+        elif info.key == "missing":
+            where = (
+                f"set {info.key_var} in .env or the environment"
+                if info.key_var
+                else ("add api_key_env to the profile")
+            )
+            line, bad = f"{info.type} · {info.model or '(no model)'} · key {BAD} — {where}", True
+        else:
+            key = f"key {OK}" if info.key == "set" else "no key needed"
+            line, bad = f"{info.type} · {info.model or '(no model)'} · {key}", False
+        if ping and not bad:
+            result = pm.test_call(pm.PickerValue(name, info.model))
+            line += f" · ping {result.line}"
+            bad = not result.ok
+        print(f"  {BAD if bad else OK} {name:<{width}}  {line}")
+        problems += bad
+    return problems
+
+
+# -- entry point -----------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +302,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run a completion and a stream offline, print usage")
     p_demo.add_argument("--profile", default="demo", help="profile to use (default: demo)")
+    p_usage = sub.add_parser("usage", help="summarise the usage store (cost, tokens, calls)")
+    p_usage.add_argument(
+        "--by",
+        default="model",
+        choices=[
+            *("model", "provider", "profile", "agent", "day", "session", "status", "cell"),
+            *("user", "host", "notebook"),  # team columns: a PostgreSQL store only
+        ],
+        help="group rows by this column (default: model)",
+    )
+    p_usage.add_argument("--since", help="only rows since: 30m, 24h, 7d, today, 2025-01-31")
+    p_usage.add_argument("--csv", metavar="FILE", help="also write the rows to a CSV file")
+    p_usage.add_argument("--store", help="a store address instead of the settings' usage.store")
+    p_doctor = sub.add_parser("doctor", help="check settings, profiles, keys and the store")
+    p_doctor.add_argument("--ping", action="store_true", help="send a tiny request per profile")
     args = parser.parse_args(argv)
 
     from llmnb.errors import LLMError
@@ -81,6 +324,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.profile)
+        if args.command == "usage":
+            from llmnb.usage.report import parse_since
+
+            try:
+                parse_since(args.since)
+            except ValueError as exc:
+                parser.error(f"--since: {exc}")
+            return usage(args.by, args.since, args.csv, args.store)
+        if args.command == "doctor":
+            return doctor(args.ping)
     except LLMError as exc:
         print(f"llmnb: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -75,7 +75,18 @@ def read_dotenv(path: Path) -> dict[str, str]:
     cached = _dotenv_cache.get(key)
     if cached is not None and cached[0] == current:
         return cached[1]
+    from io import StringIO
+
+    from llmnb._settings_schema import decode_utf8, display_path
+
+    try:
+        raw = key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {display_path(key)}: {exc.strerror}") from None
+    # Decoded here so that a bad byte is reported by file and line, never quoted (it
+    # may sit inside a key).
+    text = decode_utf8(raw, display_path(key), ".env file")
     # dotenv_values, not load_dotenv: llmnb never writes into os.environ.
-    values = {k: v for k, v in dotenv_values(key).items() if v is not None}
+    values = {k: v for k, v in dotenv_values(stream=StringIO(text)).items() if v is not None}
     _dotenv_cache[key] = (current, values)
     return values

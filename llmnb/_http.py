@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -98,20 +99,29 @@ class SSEDecoder:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    ``nan`` is no wait at all (``time.sleep(nan)`` raises ValueError): None. ``inf`` is
+    kept, so the retry policy gives up at once as for any wait beyond its limit.
+    """
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(float(ms) / 1000.0, 0.0)
+            wait = float(ms) / 1000.0
         except ValueError:
             pass
+        else:
+            if not math.isnan(wait):
+                return max(wait, 0.0)
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        wait = float(value)
     except ValueError:
-        pass
+        pass  # an HTTP date
+    else:
+        return None if math.isnan(wait) else max(wait, 0.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -180,7 +190,7 @@ def map_http_error(
     secrets = tuple(secrets)
     msg, typ, code, html = _error_fields(body)
     excerpt = body_excerpt(body, secrets)
-    said = scrub(msg, secrets) if msg else None
+    said = scrub(msg, secrets).strip().rstrip(".") if msg else None
     detail = f": {said}" if said else ""
     if html:
         detail = (
@@ -212,14 +222,28 @@ def map_http_error(
     if status == 429:
         retry_after = parse_retry_after(headers)
         return errors.RateLimitError(
-            f"rate limited (HTTP 429){detail}.", retry_after=retry_after, **kw
+            f"rate limited (HTTP 429){detail}. Wait a little and run it again; for fewer "
+            "429s set `rate_limits:` (or `max_retries:`) in the profile.",
+            retry_after=retry_after,
+            **kw,
         )
+    later = "try again later, or switch to another profile"
     if status == 408:
-        return errors.LLMTimeoutError(f"the server timed out (HTTP 408){detail}.", **kw)
+        return errors.LLMTimeoutError(
+            f"the server timed out (HTTP 408){detail}. Try again, or raise `timeout`.", **kw
+        )
     if status in (503, 529) or "overloaded" in marker:
-        return errors.OverloadedError(f"the provider is overloaded (HTTP {status}){detail}.", **kw)
+        return errors.OverloadedError(
+            f"the provider is overloaded (HTTP {status}){detail}. Nothing is wrong on "
+            f"your side: {later}.",
+            **kw,
+        )
     if status >= 500 or status == 409:
-        return errors.ProviderError(f"the provider failed (HTTP {status}){detail}.", **kw)
+        return errors.ProviderError(
+            f"the provider failed (HTTP {status}){detail}. This is on the provider's side: "
+            f"{later}.",
+            **kw,
+        )
     hint = ""
     if status == 404:
         hint = f" Check the model name {model!r} and base_url" + (

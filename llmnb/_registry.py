@@ -15,6 +15,7 @@ import asyncio
 import difflib
 import importlib
 import inspect
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -164,6 +165,10 @@ def _import_factory(spec: str, profile_name: str) -> Factory:
     return factory  # type: ignore[no-any-return]
 
 
+def _agent_model_var(agent: str) -> str:
+    return f"LLM_{re.sub(r'[^A-Za-z0-9]', '_', agent).upper()}_MODEL"
+
+
 def _lookup_type(type_name: str, profile_name: str) -> Factory:
     table = _table()
     key = type_name.strip().lower()
@@ -193,6 +198,16 @@ def _build(
         provider: Provider = factory(name, profile, model)
         return provider
     call: Callable[..., Any] = factory
+    try:
+        inspect.signature(call).bind(profile, model, agent)
+    except TypeError as exc:
+        raise errors.ConfigError(
+            f"profile {name!r}: the factory for {type_name!r} "
+            f"({getattr(call, '__name__', type(call).__name__)}) cannot be called as "
+            f"factory(profile, model_name, agent): {exc}."
+        ) from exc
+    except ValueError:
+        pass  # no signature to inspect (a builtin): call it and see
     made = call(profile, model, agent)  # user code: any object may come back
     if isinstance(made, (LLMClient, Provider)):
         return made
@@ -225,17 +240,36 @@ def create_llm_client_from_profile(
                 "or pass model_name=."
             )
     else:
-        resolved = config.get_active_profile(agent)
-        if resolved is None:
+        from llmnb.providers import autodetect
+
+        if autodetect.detection_wanted(agent):
+            # `auto`, nothing chosen, or keys brought to a settings-less start.
+            found = autodetect.detect(agent)
+            name, prof = found.name, config.Profile({"name": found.name, **found.profile})
+            model = (
+                model_name
+                or (config.get_env(_agent_model_var(agent)) if agent else None)
+                or config.get_env("LLM_MODEL")
+                or prof.get("model")
+            )
+            if not model:
+                raise errors.ConfigError(
+                    f"auto-detect chose profile {name!r} ({found.reason}), which has no "
+                    "`model`; set one in the settings file, set LLM_MODEL, or pass "
+                    "model_name=."
+                )
+        elif (resolved := config.get_active_profile(agent)) is None:
             settings = config.load_settings()
             where = settings.path or "the built-in default settings"
             raise errors.ConfigError(
                 f"no active profile in {where}: set `llm.active_provider` to one of "
-                f"{', '.join(settings.profile_names()) or '(no profiles defined)'}, "
-                "or set LLM_ACTIVE_PROVIDER, or run `%llm use PROFILE`."
+                f"{', '.join(settings.profile_names()) or '(no profiles defined)'} (or to "
+                "`auto` to pick one from the keys and tools at hand), or set "
+                "LLM_ACTIVE_PROVIDER, or run `%llm use PROFILE`."
             )
-        name, prof = resolved
-        model = config.get_model_name(model_name, agent)
+        else:
+            name, prof = resolved
+            model = config.get_model_name(model_name, agent)
     factory_spec = prof.get("provider_factory")
     if factory_spec:
         factory = _import_factory(str(factory_spec), name)
@@ -246,12 +280,21 @@ def create_llm_client_from_profile(
     built = _build(factory, type_name, name, prof, str(model), agent)
     if isinstance(built, LLMClient):
         return built
-    params = config.get_llm_params(agent, None) if agent else {}
-    defaults = {
-        "temperature": prof.get("temperature"),
-        "max_tokens": prof.get("max_tokens"),
-        "timeout": prof.get("timeout"),
-    }
+    # Same layering as config.get_llm_params, but for the profile chosen here (which
+    # may be an explicit `profile=` rather than the active one): llm.params < profile <
+    # the session's (picker) < agent.
+    settings = config.load_settings()
+    defaults: dict[str, Any] = dict(settings.llm.params)
+    defaults.update(
+        {
+            k: prof.get(k)
+            for k in ("temperature", "max_tokens", "timeout")
+            if prof.get(k) is not None
+        }
+    )
     defaults.update(prof.get("params") or {})
-    defaults.update(params)
+    defaults.update(config.get_session_params())
+    agent_cfg = settings.llm.agents.get(agent) if agent else None
+    if agent_cfg is not None:
+        defaults.update(agent_cfg.params)
     return LLMClient(built, profile=name, model=str(model), params=defaults, agent=agent)

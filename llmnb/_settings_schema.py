@@ -39,9 +39,11 @@ __all__ = [
     "RateLimits",
     "Settings",
     "UsageSection",
+    "decode_utf8",
     "display_path",
     "is_sensitive_key",
     "parse_settings",
+    "parse_store_spec",
     "redact",
     "redact_mapping",
     "suggest",
@@ -208,6 +210,8 @@ class ProfileConfig(_Section):
     max_connections_per_key: int | None = Field(default=None, gt=0)
     cooldown: float | None = Field(default=None, ge=0)
     acquire_timeout: float | None = Field(default=None, gt=0)
+    # spend limit of this profile (USD, this session); usage.budget_usd is the session's
+    budget_usd: float | None = Field(default=None, gt=0)
     # CLI providers (claude_code, codex_cli, copilot_cli, gemini_cli)
     command: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -297,11 +301,80 @@ class LLMSection(_Section):
         return self
 
 
+DEFAULT_STORE = "sqlite:///.llmnb/usage.db"
+
+
+def parse_store_spec(spec: str) -> tuple[str, str | None]:
+    """``"memory"`` -> ("memory", None); ``"sqlite:///x.db"`` -> ("sqlite", "x.db");
+    ``"postgresql+psycopg://h/db"`` -> ("postgresql", the URL).
+
+    ``sqlite:////abs.db`` (four slashes) is absolute; three slashes are relative to the
+    project root. Raises ValueError saying which forms are accepted.
+    """
+    text = spec.strip() if isinstance(spec, str) else ""
+    if text.lower() == "memory":
+        return "memory", None
+    if text.lower().startswith("sqlite:///"):
+        where = text[len("sqlite:///") :]
+        if where and not where.endswith(("/", "\\")):
+            return "sqlite", where
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg") and text.partition("://")[2]:
+        return "postgresql", text  # a team's database: llmnb.usage.postgres_store
+    hint = " (built in: SQLite and PostgreSQL)" if scheme and scheme != "sqlite" else ""
+    raise ValueError(
+        f"{spec!r} is not a usage store{hint}: use 'memory', or "
+        f"'sqlite:///path/to/usage.db' (relative to the project folder; four slashes for an "
+        f"absolute path), or 'postgresql+psycopg://user@host/db'. "
+        f"The default is {DEFAULT_STORE!r}."
+    )
+
+
 class UsageSection(_Section):
     """The ``usage:`` section: where usage rows are stored and an optional spend limit."""
 
-    store: str = "sqlite:///.llmnb/usage.db"
+    store: str = DEFAULT_STORE
     budget_usd: float | None = Field(default=None, gt=0)
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        try:
+            parse_store_spec(value)
+        except ValueError as exc:
+            raise PydanticCustomError("store", "{reason}", {"reason": str(exc)}) from None
+        return value.strip()
+
+
+class CacheSection(_Section):
+    """The ``cache:`` section: a response cache for every profile (``cache=False`` skips it).
+
+    ``backend`` is ``memory``, ``sqlite:///path.db`` (relative to the project folder;
+    four slashes for an absolute path) or ``redis://host:6379/0``, ``ttl`` seconds
+    (none: no expiry).
+    """
+
+    backend: str = "memory"
+    ttl: float | None = Field(default=None, gt=0)
+    max_entries: int | None = Field(default=None, gt=0)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        text = value.strip()
+        if text.lower() == "memory":
+            return "memory"
+        if text.lower().startswith("sqlite:///") and len(text) > len("sqlite:///"):
+            return text
+        if text.lower().startswith(("redis://", "rediss://")):
+            return text  # a team's shared cache: llmnb.middleware.cache_redis
+        raise PydanticCustomError(
+            "cache_backend",
+            "'{value}' is not a cache backend: use 'memory', 'sqlite:///path/to/cache.db' "
+            "(relative to the project folder; four slashes for an absolute path) or "
+            "'redis://host:6379/0'",
+            {"value": value},
+        )
 
 
 class Settings(_Section):
@@ -309,6 +382,7 @@ class Settings(_Section):
 
     llm: LLMSection = Field(default_factory=LLMSection)
     usage: UsageSection = Field(default_factory=UsageSection)
+    cache: CacheSection | None = None
     _path: Path | None = PrivateAttr(default=None)
     _env_path: Path | None = PrivateAttr(default=None)
 
@@ -467,15 +541,33 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+def decode_utf8(raw: bytes, shown: str, what: str) -> str:
+    """``raw`` as text; ConfigError naming the file, line and byte when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig")  # a BOM (Windows editors) is fine
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{shown}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line "
+            f"{line}). Save it as UTF-8 in your editor, or retype the character there."
+        ) from None
+
+
 def parse_settings(path: Path) -> Settings:
     """Read, parse and validate one settings file; every failure is a ConfigError."""
     shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read settings file {shown}: {exc.strerror}") from exc
+    text = decode_utf8(raw, shown, "settings file")
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(
+            f"{shown}: the YAML is nested too deeply to read (brackets or indentation "
+            "thousands of levels deep). Check the file for a runaway paste."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{shown}, line {mark.line + 1}, column {mark.column + 1}" if mark else shown

@@ -17,10 +17,15 @@ Where things come from:
   working directory or its parents. Real environment variables win over ``.env`` values and
   nothing is ever written into ``os.environ``.
 - provider, no agent: the session's choice (``%llm use``, the picker) > ``LLM_ACTIVE_PROVIDER``
-  > ``llm.active_provider`` (> the only profile, when there is exactly one); for an agent:
-  ``LLM_<AGENT>_ACTIVE_PROVIDER`` > ``llm.agents.<agent>.active_provider`` > the no-agent rule.
+  > the saved default (the picker's "Save as default", kept in ``.llmnb/state.json`` next to
+  ``config/``) > ``llm.active_provider`` (> the only profile, when there is exactly one); for
+  an agent: ``LLM_<AGENT>_ACTIVE_PROVIDER`` > ``llm.agents.<agent>.active_provider`` > the
+  no-agent rule.
 - model: argument > ``LLM_<AGENT>_MODEL`` > ``LLM_MODEL`` > the session's model (when the
-  session's profile is the one in use) > ``llm.agents.<agent>.model`` > the profile's ``model``.
+  session's profile is the one in use) > ``llm.agents.<agent>.model`` > the saved default's
+  model (when its profile is the one in use) > the profile's ``model``.
+- parameters: ``llm.params`` < profile < the session's (:func:`set_session_params`, the
+  picker's sliders) < agent ``params`` < agent step.
 
 Environment variables are read at call time; both files are re-read when their
 ``(mtime_ns, size)`` changes, so ``%env`` or an edited ``.env`` takes effect in a running kernel.
@@ -36,7 +41,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from llmnb import _env
+from llmnb import _env, _state
 from llmnb._settings_schema import (
     AUTO,
     AgentConfig,
@@ -46,6 +51,7 @@ from llmnb._settings_schema import (
     RateLimits,
     Settings,
     UsageSection,
+    _param_ok,
     display_path,
     parse_settings,
     redact,
@@ -63,18 +69,24 @@ __all__ = [
     "RateLimits",
     "Settings",
     "UsageSection",
+    "clear_saved_default",
     "find_settings_path",
     "get_active_profile",
     "get_env",
     "get_llm_params",
     "get_model_name",
     "get_profile",
+    "get_saved_default",
+    "get_session_params",
     "get_session_provider",
     "load_settings",
     "redact",
     "require_api_key",
     "resolve_api_keys",
+    "save_default_provider",
+    "set_session_params",
     "set_session_provider",
+    "state_path",
     "validate_user_simulator_settings",
 ]
 
@@ -92,8 +104,9 @@ _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # enough to run on every client creation.
 _cache: dict[Path, tuple[_env.Stamp, Path | None, Settings]] = {}
 _default: tuple[Path | None, Settings] | None = None
-# The notebook session's choice (%llm use, the picker): one per kernel, hence a global.
+# The notebook session's choice (%llm use, the picker): one per kernel, hence globals.
 _session: tuple[str | None, str | None] = (None, None)
+_session_params: dict[str, Any] = {}
 
 
 class Profile(dict[str, Any]):
@@ -219,6 +232,9 @@ def _active_name(settings: Settings, agent: str | None) -> tuple[str, str] | Non
         return name, "the session's choice (%llm use / the picker)"
     if name := _configured(get_env("LLM_ACTIVE_PROVIDER")):
         return name, "LLM_ACTIVE_PROVIDER"
+    path = _state.state_path(settings.path)
+    if name := _configured(_state.read_state(path).get("active_provider")):
+        return name, f"the default saved in {display_path(path)}"
     if name := _configured(settings.llm.active_provider):
         return name, "llm.active_provider"
     if len(settings.llm.providers) == 1:
@@ -263,6 +279,9 @@ def _model_from_config(
     agent_cfg = settings.llm.agents.get(agent) if agent else None
     if agent_cfg and agent_cfg.model:
         return agent_cfg.model
+    saved = _state.read_state(_state.state_path(settings.path))
+    if saved.get("model") and saved.get("active_provider") == name:
+        return str(saved["model"])
     return str(profile["model"]) if profile.get("model") else None
 
 
@@ -297,6 +316,7 @@ def get_llm_params(agent_name: str | None, step_name: str | None = None) -> dict
         fields = ("temperature", "max_tokens")
         params.update({k: getattr(cfg, k) for k in fields if getattr(cfg, k) is not None})
         params.update(cfg.params)
+    params.update(_session_params)
     agent = settings.llm.agents.get(agent_name) if agent_name else None
     if agent is not None:
         params.update(agent.params)
@@ -326,10 +346,12 @@ def validate_user_simulator_settings() -> None:
 
 
 def set_session_provider(name: str | None, model: str | None = None) -> None:
-    """Make ``name`` (and ``model``) the session's choice; ``None`` clears it."""
+    """Make ``name`` (and ``model``) the session's choice; ``None`` clears it (and the
+    session's parameters)."""
     global _session
     if name is None:
         _session = (None, None)
+        _session_params.clear()
         return
     _lookup(load_settings(), name)  # raises ProviderNotFoundError for an unknown name
     _session = (name, model or None)
@@ -338,6 +360,69 @@ def set_session_provider(name: str | None, model: str | None = None) -> None:
 def get_session_provider() -> tuple[str | None, str | None]:
     """The session's ``(profile, model)`` choice; ``(None, None)`` when nothing is chosen."""
     return _session
+
+
+_SESSION_PARAMS = {"temperature": "a number 0..2", "max_tokens": "a whole number > 0"}
+
+
+def set_session_params(**params: Any) -> None:
+    """Call parameters for this session (the picker's sliders), above the profile's and
+    below an agent's: ``set_session_params(temperature=0.2, max_tokens=500)``; a ``None``
+    value removes one. ConfigError names a parameter that is unknown or out of range."""
+    for key, value in params.items():
+        if key not in _SESSION_PARAMS:
+            raise ConfigError(
+                f"set_session_params(): unknown parameter {key!r}; use "
+                f"{', '.join(sorted(_SESSION_PARAMS))} (others go in a profile's `params:`)."
+            )
+        if value is not None and not _param_ok(key, value):
+            raise ConfigError(
+                f"set_session_params(): {key} should be {_SESSION_PARAMS[key]}, got {value!r}."
+            )
+    for key, value in params.items():
+        if value is None:
+            _session_params.pop(key, None)
+        else:
+            _session_params[key] = value
+
+
+def get_session_params() -> dict[str, Any]:
+    """The parameters set by :func:`set_session_params` (a copy)."""
+    return dict(_session_params)
+
+
+# ------------------------------------------------------------------- saved default
+
+
+def state_path() -> Path:
+    """The file that keeps the saved default: ``.llmnb/state.json`` in the project root."""
+    return _state.state_path(find_settings_path())
+
+
+def save_default_provider(name: str, model: str | None = None) -> Path:
+    """Remember ``name`` (and ``model``) as this project's default profile, across kernels.
+
+    It ranks below ``LLM_ACTIVE_PROVIDER`` and above ``llm.active_provider``. Written to
+    :func:`state_path`, never into settings.yaml, so the file's comments stay as they are.
+    Returns the path written. ``config.save_default_provider("openrouter", "openai/gpt-5.2")``
+    """
+    _lookup(load_settings(), name)  # raises ProviderNotFoundError for an unknown name
+    path = state_path()
+    _state.write_state(path, active_provider=name, model=model or None)
+    return path
+
+
+def get_saved_default() -> tuple[str | None, str | None]:
+    """The saved ``(profile, model)``; ``(None, None)`` when nothing was saved."""
+    data = _state.read_state(state_path())
+    return (data.get("active_provider") or None, data.get("model") or None)
+
+
+def clear_saved_default() -> None:
+    """Forget the saved default: ``llm.active_provider`` applies again."""
+    path = state_path()
+    if _state.read_state(path):
+        _state.write_state(path, active_provider=None, model=None)
 
 
 # ------------------------------------------------------------------------------ keys

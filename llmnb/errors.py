@@ -10,7 +10,12 @@ The hierarchy::
     LLMError
     ├── ConfigError                     settings.yaml / .env / profile problems
     │   ├── ProviderNotFoundError       unknown provider ``type`` or profile name
-    │   └── MissingAPIKeyError          no key for a profile; names the env var to set
+    │   ├── MissingAPIKeyError          no key for a profile; names the env var to set
+    │   └── RequestExceedsLimitError    one call needs more than a per-minute rate limit
+    ├── InvalidOptionError              a call option is wrong (``response_model`` on a stream…)
+    ├── PoolExhaustedError              no key of the pool free within ``acquire_timeout``
+    ├── BudgetExceededError             the call could pass a USD budget; nothing was sent
+    ├── StructuredOutputError           the answer never validated against ``response_model``
     └── APIError                        anything that happened while calling a model
         ├── AuthenticationError         401 / 403
         ├── InvalidRequestError         400, 404, 422 ... the request itself is wrong
@@ -18,28 +23,35 @@ The hierarchy::
         ├── RateLimitError              429; carries ``retry_after`` (seconds) when known
         ├── LLMTimeoutError             no answer within the timeout
         ├── NetworkError                connection refused / reset / cut stream
-        ├── ProviderError               5xx or an answer we cannot understand
-        │   └── OverloadedError         503 / 529 "overloaded"
-        └── ResponseFormatError         body is empty, not JSON, HTML, missing fields
+        └── ProviderError               5xx or an answer we cannot understand
+            ├── OverloadedError         503 / 529 "overloaded"
+            └── ResponseFormatError     body is empty, not JSON, HTML, missing fields
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigError",
     "InsufficientQuotaError",
+    "InvalidOptionError",
     "InvalidRequestError",
     "LLMError",
     "LLMTimeoutError",
     "MissingAPIKeyError",
     "NetworkError",
     "OverloadedError",
+    "PoolExhaustedError",
     "ProviderError",
     "ProviderNotFoundError",
     "RateLimitError",
+    "RequestExceedsLimitError",
     "ResponseFormatError",
+    "StructuredOutputError",
 ]
 
 
@@ -59,14 +71,78 @@ class MissingAPIKeyError(ConfigError):
     """A profile needs an API key and none is set; the message names the variable."""
 
 
+class RequestExceedsLimitError(ConfigError):
+    """One call needs more than a per-minute limit allows, so waiting can never admit it.
+
+    The message names the profile and the ``rate_limits`` field to raise.
+    """
+
+
+class InvalidOptionError(LLMError, ValueError):
+    """A call option or argument is wrong; the message names it and says what to pass."""
+
+
+class PoolExhaustedError(LLMError):
+    """No key of a profile's pool became free within ``acquire_timeout`` seconds.
+
+    Every key was busy (``max_connections_per_key``) or cooling down after an error.
+    ``profile`` names the pool; ``waited`` is how long the caller waited.
+    """
+
+    def __init__(self, message: str, *, profile: str | None = None, waited: float = 0.0) -> None:
+        super().__init__(message)
+        self.profile = profile
+        self.waited = waited
+
+
+class BudgetExceededError(LLMError):
+    """A USD budget would be passed by this call; nothing was sent.
+
+    ``limit_usd`` is the budget, ``spent_usd`` what was spent under it so far,
+    ``estimate_usd`` this call's estimated cost, ``scope`` ``"session"`` or
+    ``"profile <name>"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        limit_usd: float,
+        spent_usd: float,
+        estimate_usd: float,
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+
+
+class StructuredOutputError(LLMError):
+    """The answer did not validate against ``response_model``, re-asks included.
+
+    ``raw`` is the last raw answer, ``errors`` the last validation error text,
+    ``attempts`` how many answers were tried.
+    """
+
+    def __init__(self, message: str, *, raw: str, errors: str, attempts: int) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.errors = errors
+        self.attempts = attempts
+
+
 class APIError(LLMError):
     """A call to a model failed.
 
     ``status`` is the HTTP status (``None`` when no response arrived), ``body`` a short,
-    secret-free excerpt of what the server said, ``retryable`` whether retrying may help.
+    secret-free excerpt of what the server said, ``retryable`` whether retrying may help,
+    ``headers`` the response headers (rate-limit state; never request headers).
     """
 
     retryable: bool = False
+    headers: Mapping[str, str] | None = None
 
     def __init__(
         self,

@@ -179,6 +179,10 @@ class Completion:
     reasoning: str = ""
     cached: bool = False
     raw: Any = field(default=None, repr=False, compare=False)
+    # The validated object when the call asked for ``response_model=``.
+    parsed: Any = None
+    # The HTTP response headers (rate-limit state), when the provider speaks HTTP.
+    headers: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return self.content

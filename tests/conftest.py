@@ -12,7 +12,7 @@ import yaml
 
 from llmnb import config
 from llmnb.testing import FakeLLMServer
-from llmnb.usage import UsageTracker, set_tracker
+from llmnb.usage import UsageTracker, reset_default_tracker, set_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,13 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     config.set_session_provider(None)
+    config.set_session_params(**dict.fromkeys(config.get_session_params()))
+    # The default tracker is rooted in the test's own folder (its store lives there).
+    reset_default_tracker()
     yield
     config.set_session_provider(None)
+    config.set_session_params(**dict.fromkeys(config.get_session_params()))
+    reset_default_tracker()
 
 
 @pytest.fixture

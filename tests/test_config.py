@@ -686,3 +686,135 @@ def test_env_example_lists_every_provider_key_variable_empty():
     ):  # fmt: skip
         assert re.search(rf"(?m)^{var}=$", text)
     assert "_API_KEYS=" in text
+
+
+# ------------------------------------------------------------------ the saved default
+
+COMMENTED = """\
+## My settings — hand-written notes that must survive the picker.
+llm:
+  active_provider: demo   # the file's own choice
+  providers:
+    demo: {type: mock, model: mock-1}
+    claude: {type: anthropic, model: claude-sonnet-4-5}   # keep this comment
+    fast: {type: mock, model: mock-2}
+"""
+
+
+def test_saved_default_sits_between_the_env_variable_and_the_settings(
+    tmp_path, monkeypatch, settings_file
+):
+    path = settings_file(COMMENTED)
+    before = path.read_bytes()
+    saved = config.save_default_provider("fast")
+    assert saved == tmp_path / ".llmnb" / "state.json"
+    assert path.read_bytes() == before  # comments, order, spacing untouched
+    assert config.get_active_profile()[0] == "fast"  # beats llm.active_provider
+    monkeypatch.setenv("LLM_ACTIVE_PROVIDER", "claude")
+    assert config.get_active_profile()[0] == "claude"  # the env var beats it
+    config.set_session_provider("demo")
+    assert config.get_active_profile()[0] == "demo"  # the session beats both
+
+
+def test_saved_default_model_applies_to_its_profile_only(settings_file):
+    settings_file(COMMENTED)
+    config.save_default_provider("demo", "mock-9")
+    assert config.get_saved_default() == ("demo", "mock-9")
+    assert config.get_model_name() == "mock-9"
+    config.set_session_provider("fast")
+    assert config.get_model_name() == "mock-2"  # another profile keeps its own model
+
+
+def test_saved_default_is_seen_by_a_new_process(tmp_path, settings_file):
+    settings_file(COMMENTED)
+    config.save_default_provider("fast", "mock-3")
+    code = (
+        "from llmnb import config; print(config.get_active_profile()[0], config.get_model_name())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["fast", "mock-3"]
+    assert (tmp_path / ".llmnb" / ".gitignore").read_text() == "*\n"
+
+
+def test_saving_an_unknown_profile_is_refused(settings_file):
+    settings_file(COMMENTED)
+    with pytest.raises(ProviderNotFoundError, match=r"Did you mean 'fast'"):
+        config.save_default_provider("fats")
+    assert config.get_saved_default() == (None, None)
+
+
+def test_a_saved_default_whose_profile_was_removed_names_the_state_file(settings_file):
+    path = settings_file(COMMENTED)
+    config.save_default_provider("claude")
+    write(path, COMMENTED.replace("    claude:", "    # claude:"))
+    with pytest.raises(ProviderNotFoundError, match=r"default saved in \.llmnb/state\.json"):
+        config.get_active_profile()
+    config.clear_saved_default()
+    assert config.get_active_profile()[0] == "demo"
+
+
+def test_a_damaged_state_file_is_a_config_error_saying_what_to_do(tmp_path, settings_file):
+    settings_file(COMMENTED)
+    write(tmp_path / ".llmnb" / "state.json", "{not json")
+    with pytest.raises(ConfigError, match=r"\.llmnb/state\.json cannot be read.*delete the file"):
+        config.get_active_profile()
+
+
+# ----------------------------------------------------------------- session parameters
+
+
+def test_session_params_sit_above_the_profile_and_below_the_agent(settings_file):
+    settings_file(
+        """
+        llm:
+          active_provider: demo
+          params: {temperature: 0.9, max_tokens: 100}
+          providers:
+            demo: {type: mock, model: m, temperature: 0.5}
+          agents:
+            planner: {params: {temperature: 0.1}}
+        """
+    )
+    config.set_session_params(temperature=1.3, max_tokens=64)
+    assert config.get_session_params() == {"temperature": 1.3, "max_tokens": 64}
+    assert config.get_llm_params(None) == {"temperature": 1.3, "max_tokens": 64}
+    assert config.get_llm_params("planner") == {"temperature": 0.1, "max_tokens": 64}
+    config.set_session_params(temperature=None)
+    assert config.get_llm_params(None)["temperature"] == 0.5
+    config.set_session_provider(None)  # clearing the session clears its parameters
+    assert config.get_session_params() == {}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"temperature": 3}, r"temperature should be a number 0\.\.2, got 3"),
+        ({"max_tokens": 0}, r"max_tokens should be a whole number > 0, got 0"),
+        ({"top_k": 3}, r"unknown parameter 'top_k'"),
+    ],
+)
+def test_bad_session_params_are_refused_naming_them(params, message):
+    with pytest.raises(ConfigError, match=message):
+        config.set_session_params(**params)
+    assert config.get_session_params() == {}
+
+
+# --------------------------------------------------------------------- usage store
+
+
+@pytest.mark.parametrize("store", ["mysql://db/usage", "usage.db", "sqlite://x.db"])
+def test_a_bad_usage_store_names_the_field_and_the_accepted_forms(settings_file, store):
+    settings_file(f"usage: {{store: '{store}'}}")
+    with pytest.raises(ConfigError) as info:
+        config.load_settings()
+    text = str(info.value)
+    assert "config/settings.yaml: usage.store:" in text
+    assert "'sqlite:///path/to/usage.db'" in text and "'memory'" in text
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite:///.llmnb/usage.db", "sqlite:////tmp/u.db"])
+def test_usage_store_forms_that_are_accepted(settings_file, store):
+    settings_file(f"usage: {{store: '{store}'}}")
+    assert config.load_settings().usage.store == store

@@ -170,3 +170,73 @@ def test_price_reports_per_million_rates() -> None:
     price = Price(input=3e-6, output=15e-6, cached_input=0.3e-6, source="t")
     assert price.input_per_mtok == pytest.approx(3.0)
     assert price.output_per_mtok == pytest.approx(15.0)
+
+
+# -- end to end: what a call over the wire is charged ------------------------------------
+
+
+def _client(write_settings, srv, **profile: object):  # type: ignore[no-untyped-def]
+    import llmnb
+
+    base = {"type": "openai_compatible", "model": "house-model", "base_url": srv.base_url}
+    write_settings({"llm": {"providers": {"p": {**base, **profile}}}})
+    return llmnb.create_llm_client_from_profile(profile="p")
+
+
+OVERRIDE = {"input_per_mtok": 2.0, "output_per_mtok": 8.0, "cached_input_per_mtok": 0.5}
+
+
+def test_a_cost_reported_by_the_provider_wins_over_prices(write_settings, tracker) -> None:
+    from llmnb.testing import FakeLLMServer
+
+    with FakeLLMServer(report_cost=0.0042) as srv:
+        c = _client(write_settings, srv, pricing=OVERRIDE).complete("hi")
+    assert (c.cost_usd, c.cost_source) == (0.0042, "provider")
+    assert tracker.records[-1].cost_usd == 0.0042
+
+
+def test_cached_prompt_tokens_on_the_wire_are_billed_at_the_cached_rate(
+    write_settings, tracker
+) -> None:
+    from llmnb.testing import FakeLLMServer, Fault
+
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+        "total_tokens": 1100,
+        "prompt_tokens_details": {"cached_tokens": 400},
+    }
+    with FakeLLMServer() as srv:
+        srv.script(Fault.reply("ok", usage=usage))
+        c = _client(write_settings, srv, pricing=OVERRIDE).complete("hi")
+    assert c.cost_source == "price_table"
+    assert c.cost_usd == pytest.approx(600 * 2e-6 + 400 * 0.5e-6 + 100 * 8e-6)
+    assert tracker.records[-1].cached_tokens == 400
+
+
+def test_reasoning_tokens_are_output_tokens_billed_once(write_settings, tracker) -> None:
+    from llmnb.testing import FakeLLMServer, Fault
+
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 100,  # includes the 60 reasoning tokens
+        "total_tokens": 110,
+        "completion_tokens_details": {"reasoning_tokens": 60},
+    }
+    with FakeLLMServer() as srv:
+        srv.script(Fault.reply("ok", usage=usage))
+        c = _client(write_settings, srv, pricing=OVERRIDE).complete("hi")
+    assert c.cost_usd == pytest.approx(10 * 2e-6 + 100 * 8e-6)
+    row = tracker.records[-1]
+    assert (row.completion_tokens, row.reasoning_tokens) == (100, 60)
+
+
+def test_a_model_without_any_price_costs_nan_labelled_unknown(write_settings, tracker) -> None:
+    from llmnb.testing import FakeLLMServer
+    from llmnb.usage.report import format_cost
+
+    with FakeLLMServer() as srv:
+        c = _client(write_settings, srv).complete("hi")
+    assert math.isnan(c.cost_usd) and c.cost_source == "unknown"
+    assert format_cost(c.cost_usd) == "n/a"
+    assert math.isnan(tracker.summary()["cost_usd"].iat[0])  # not a silent 0

@@ -40,7 +40,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            raise errors.InvalidOptionError(
+                f"RetryPolicy(max_retries=...) must be >= 0, got {self.max_retries}"
+            )
 
     def backoff(self, retry_index: int) -> float:
         """Wait before retry number ``retry_index`` (0-based) when the server gave none."""

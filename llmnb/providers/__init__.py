@@ -12,6 +12,13 @@ _OPENAI = "llmnb.providers.openai_compat"
 
 BUILTINS: dict[str, str] = {
     "mock": "llmnb.providers.mock:MockProvider",
+    "anthropic": "llmnb.providers.anthropic:AnthropicProvider",
+    "gemini": "llmnb.providers.gemini:GeminiProvider",
+    "claude_code": "llmnb.providers.cli_claude:ClaudeCodeProvider",
+    "codex_cli": "llmnb.providers.cli_codex:CodexCLIProvider",
+    "copilot_cli": "llmnb.providers.cli_copilot:CopilotCLIProvider",
+    "gemini_cli": "llmnb.providers.cli_gemini:GeminiCLIProvider",
+    "local_hf": "llmnb.providers.local_hf:LocalHFProvider",
     **{
         name: f"{_OPENAI}:PRESETS[{name}]"
         for name in (

@@ -9,6 +9,7 @@ client per provider object, sync and async — so a protocol module only writes
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmnb import errors
-from llmnb._http import USER_AGENT, SSEDecoder, SSEEvent, body_excerpt, map_http_error
+from llmnb._http import USER_AGENT, SSEDecoder, SSEEvent, body_excerpt, map_http_error, scrub
 from llmnb.types import Chunk, Completion, Request
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["HTTPCall", "HTTPProvider", "Provider", "key_fingerprint"]
 
 DEFAULT_TIMEOUT = 60.0
+_BASE_HEADERS = {"user-agent": USER_AGENT, "content-type": "application/json"}
+_timeouts: dict[float, httpx.Timeout] = {}
 
 
 _ssl_context: Any = None
@@ -58,6 +61,11 @@ class Provider:
     needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
     can_stream: ClassVar[bool] = True
+    # How ``Request.response_schema`` reaches the model: "json_schema" (the wire's own
+    # schema option), "tool" (a forced tool call) or "prompt" (llmnb.structured adds
+    # JSON instructions to the prompt and extracts fenced JSON from the answer).
+    # In the first two modes the provider returns the JSON text as ``Completion.content``.
+    structured_mode: ClassVar[str] = "prompt"
 
     def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
         self.profile_name = profile_name
@@ -112,6 +120,7 @@ class HTTPProvider(Provider):
         super().__init__(profile_name, profile, model)
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
         # The network seam (as in httpx): tests may set an httpx.MockTransport here.
         self.transport: httpx.BaseTransport | None = None
         self.async_transport: httpx.AsyncBaseTransport | None = None
@@ -150,14 +159,19 @@ class HTTPProvider(Provider):
         return str(url).rstrip("/") if url else None
 
     def _timeout(self, request: Request) -> httpx.Timeout:
-        import httpx
+        t = float(request.timeout or self.profile.get("timeout") or DEFAULT_TIMEOUT)
+        found = _timeouts.get(t)
+        if found is None:  # one immutable Timeout per value: not one per call
+            import httpx
 
-        t = request.timeout or self.profile.get("timeout") or DEFAULT_TIMEOUT
-        return httpx.Timeout(float(t), connect=min(float(t), 10.0))
+            found = _timeouts[t] = httpx.Timeout(t, connect=min(t, 10.0))
+        return found
 
     def _headers(self, call: HTTPCall) -> dict[str, str]:
-        headers = {"user-agent": USER_AGENT, "content-type": "application/json"}
-        extra = self.profile.get("headers") or {}
+        extra = self.profile.get("headers")
+        if not extra:  # the common case: no per-profile headers to merge
+            return {**_BASE_HEADERS, **call.headers}
+        headers = dict(_BASE_HEADERS)
         headers.update({str(k): str(v) for k, v in extra.items()})
         headers.update(call.headers)
         return headers
@@ -165,7 +179,7 @@ class HTTPProvider(Provider):
     def _error(
         self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
     ) -> errors.APIError:
-        return map_http_error(
+        err = map_http_error(
             status,
             headers,
             body,
@@ -176,6 +190,9 @@ class HTTPProvider(Provider):
             base_url=self.base_url,
             secrets=call.secrets,
         )
+        # Response headers carry the rate-limit state the limiter and key pool read.
+        err.headers = headers
+        return err
 
     def _decode_json(self, status: int, body: bytes, call: HTTPCall) -> Any:
         if not body.strip():
@@ -220,15 +237,28 @@ class HTTPProvider(Provider):
                 model=self.model,
             ) from exc
 
+    def secrets_for(self, request: Request) -> tuple[str, ...]:
+        """The key this request is sent with: what to scrub from anything shown.
+
+        For parsers, which see an answer after the call was built (servers quote keys
+        back in error envelopes and stream events too).
+        """
+        try:
+            key = self.key_for(request)
+        except errors.LLMError:
+            return ()
+        return (key,) if key else ()
+
     def _event_checked(self, event: SSEEvent, request: Request) -> Chunk | None:
         try:
             return self.parse_event(event, request)
         except (errors.LLMError, StopIteration):
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            secrets = self.secrets_for(request)
             raise errors.ResponseFormatError(
-                f"a stream event could not be read ({type(exc).__name__}: {exc}): "
-                f"{body_excerpt(event.data)[:120]!r}",
+                scrub(f"a stream event could not be read ({type(exc).__name__}: {exc}): ", secrets)
+                + f"{body_excerpt(event.data, secrets)[:120]!r}",
                 provider=self.type_name,
                 profile=self.profile_name,
                 model=self.model,
@@ -281,9 +311,11 @@ class HTTPProvider(Provider):
             raise self._transport_error(exc, timeout) from exc
         if r.status_code >= 400:
             raise self._error(r.status_code, r.headers, body, call)
-        return self._parse_checked(
+        completion = self._parse_checked(
             self._decode_json(r.status_code, body, call), request, r.status_code, call
         )
+        completion.headers = r.headers
+        return completion
 
     def stream(self, request: Request) -> Iterator[Chunk]:
         import httpx
@@ -313,12 +345,16 @@ class HTTPProvider(Provider):
 
     # --- async I/O ----------------------------------------------------------------
     def _async(self) -> httpx.AsyncClient:
-        if self._aclient is None:
+        # An AsyncClient's pooled connections belong to the event loop that opened them:
+        # `asyncio.run(client.acomplete(...))` twice needs a fresh one for the new loop.
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aloop is not loop:
             import httpx
 
             self._aclient = httpx.AsyncClient(
                 follow_redirects=False, transport=self.async_transport, verify=_verify()
             )
+            self._aloop = loop
         return self._aclient
 
     async def acomplete(self, request: Request) -> Completion:
@@ -335,9 +371,11 @@ class HTTPProvider(Provider):
             raise self._transport_error(exc, timeout) from exc
         if r.status_code >= 400:
             raise self._error(r.status_code, r.headers, body, call)
-        return self._parse_checked(
+        completion = self._parse_checked(
             self._decode_json(r.status_code, body, call), request, r.status_code, call
         )
+        completion.headers = r.headers
+        return completion
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         import httpx
@@ -398,5 +436,5 @@ class HTTPProvider(Provider):
     async def aclose(self) -> None:
         self.close()
         if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+            client, self._aclient, self._aloop = self._aclient, None, None
+            await client.aclose()

@@ -58,6 +58,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     key_env_var: ClassVar[str | None] = None
     # The wire name of the output cap for non-reasoning models.
     uses_max_completion_tokens: ClassVar[bool] = True
+    # response_schema travels as response_format {"type": "json_schema", ...}.
+    structured_mode: ClassVar[str] = "json_schema"
 
     def _require_base_url(self) -> str:
         url = self.base_url
@@ -86,6 +88,15 @@ class OpenAICompatibleProvider(HTTPProvider):
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        if request.response_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name or "answer",
+                    "schema": dict(request.response_schema),
+                    "strict": True,
+                },
+            }
         body.update(request.extra)
         return body
 
@@ -105,8 +116,9 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     def parse(self, data: Any, request: Request) -> Completion:
         if isinstance(data, dict) and "error" in data and "choices" not in data:
-            # Some gateways answer 200 with an error envelope.
-            raise self._error(500, {}, json.dumps(data).encode(), HTTPCall(url="", json=None))
+            # Some gateways answer 200 with an error envelope (and may quote the key).
+            call = HTTPCall(url="", json=None, secrets=self.secrets_for(request))
+            raise self._error(500, {}, json.dumps(data).encode(), call)
         choices = data["choices"]
         if not isinstance(choices, list) or not choices:
             raise errors.ResponseFormatError(
@@ -138,7 +150,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         if not isinstance(data, dict):
             raise TypeError(f"stream event is {type(data).__name__}, expected an object")
         if "error" in data:
-            err = self._error(500, {}, event.data.encode(), HTTPCall(url="", json=None))
+            call = HTTPCall(url="", json=None, secrets=self.secrets_for(request))
+            err = self._error(500, {}, event.data.encode(), call)
             err.message = "error in the middle of the stream: " + err.message
             raise err
         chunk = Chunk(model=data.get("model"), usage=_usage(data.get("usage")))

@@ -1,4 +1,5 @@
-"""Test helpers: :class:`FakeLLMServer`, a real HTTP server speaking LLM wire formats.
+"""Test helpers: :class:`FakeLLMServer`, a real HTTP server speaking LLM wire formats
+(OpenAI chat completions, Anthropic Messages, Gemini generateContent).
 
 Example::
 

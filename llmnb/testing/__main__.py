@@ -13,7 +13,10 @@ from llmnb.testing._server import FakeLLMServer
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m llmnb.testing",
-        description="Serve the OpenAI chat-completions API on loopback with canned answers.",
+        description=(
+            "Serve fake OpenAI chat-completions, Anthropic Messages and Gemini APIs on "
+            "loopback with canned answers."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument(

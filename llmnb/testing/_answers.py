@@ -43,6 +43,7 @@ def plan_reply(
         count_tokens(content),
         cost,
         fault.usage if fault is not None else None,
+        (fault.reasoning or "") if fault is not None and fault.kind == "reply" else "",
     )
 
 
@@ -55,20 +56,25 @@ class ChatAnswer:
     responder: Responder
     chunk_size: int = 4
     sse_comments: bool = False
+    # Sent with every normal answer (e.g. anthropic-ratelimit-* headers).
+    headers: tuple[tuple[str, str], ...] = ()
 
     async def send(self, reply: Reply) -> None:
         """A normal answer: one JSON body, or a complete event stream."""
         if not self.call.stream:
-            await self.responder.send_json(200, self.wire.completion(self.call, reply))
+            body = self.wire.completion(self.call, reply)
+            await self.responder.send_json(200, body, self.headers)
             return
-        await self._stream(self._events(reply))
+        await self._stream(self._events(reply), self.headers)
         await self.responder.end_chunked()
 
     def _events(self, reply: Reply) -> list[bytes]:
         return self.wire.stream_events(self.call, reply, self.chunk_size)
 
-    async def _stream(self, events: Sequence[bytes]) -> None:
-        await self.responder.start_chunked(200, "text/event-stream")
+    async def _stream(
+        self, events: Sequence[bytes], headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        await self.responder.start_chunked(200, "text/event-stream", headers)
         if self.sse_comments:
             await self.responder.write_chunk(b": OPENROUTER PROCESSING\n\n")
         for event in events:
@@ -89,6 +95,9 @@ class ChatAnswer:
                 await out.send_json(status, fault.body, fault.headers)
         elif kind == "json":
             await out.send_json(status, fault.body, fault.headers)
+        elif kind == "sse":
+            await self._stream(fault.body)
+            await out.end_chunked()
         elif kind == "reset":
             out.reset()
         elif kind == "html":

@@ -1,7 +1,7 @@
 """Scripted faults: what the fake server answers to one chat request instead of a normal reply.
 
 A :class:`Fault` is plain data and knows no wire format. The server plays it through
-the wire format the request came in on (OpenAI today; Anthropic and Gemini later), so
+the wire format the request came in on (OpenAI, Anthropic Messages or Gemini), so
 ``Fault.rate_limit()`` yields each format's own 429 error envelope.
 """
 
@@ -25,6 +25,7 @@ FaultKind = Literal[
     "empty_body",
     "reply",
     "json",
+    "sse",
 ]
 
 
@@ -39,6 +40,9 @@ class ErrorInfo:
     message: str
     type: str
     code: str | int | None = None
+    # Seconds the server asks the client to wait; wire formats that carry it in the body
+    # (Gemini's RetryInfo) put it there, the others rely on the Retry-After header.
+    retry_after: float | None = None
 
 
 # status -> (message, type, code) of the default error body of Fault.status().
@@ -106,6 +110,7 @@ class Fault:
     usage: Mapping[str, Any] | None = None
     finish_reason: str = "stop"
     cost: float | None = None
+    reasoning: str | None = None
     label: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
@@ -128,11 +133,14 @@ class Fault:
             headers.append(("retry-after-ms", _seconds_text(retry_after_ms)))
             wait = wait or f" Please try again in {_seconds_text(retry_after_ms)}ms."
         message = f"Rate limit reached for requests (fake server).{wait}"
+        seconds = retry_after if retry_after is not None else None
+        if seconds is None and retry_after_ms is not None:
+            seconds = retry_after_ms / 1000.0
         return cls(
             "error",
             429,
             tuple(headers),
-            ErrorInfo(message, "requests", code),
+            ErrorInfo(message, "requests", code, seconds),
             label=f"rate_limit(retry_after={retry_after!r}, retry_after_ms={retry_after_ms!r})",
         )
 
@@ -225,16 +233,32 @@ class Fault:
         usage: Mapping[str, Any] | None = None,
         finish_reason: str = "stop",
         cost: float | None = None,
+        reasoning: str | None = None,
     ) -> Fault:
-        """A normal answer with this content; ``usage`` (wire JSON) and ``cost`` verbatim."""
+        """A normal answer with this content; ``usage`` (wire JSON) and ``cost`` verbatim.
+
+        ``reasoning`` is sent as the wire format's thinking text (Anthropic ``thinking``
+        blocks, Gemini ``thought`` parts, OpenAI ``reasoning``), apart from the answer.
+        """
         return cls(
             "reply",
             content=content,
             usage=dict(usage) if usage is not None else None,
             finish_reason=finish_reason,
             cost=cost,
+            reasoning=reasoning,
             label=f"reply({content[:20]!r})",
         )
+
+    @classmethod
+    def sse(cls, *events: str | bytes) -> Fault:
+        """A complete ``text/event-stream`` body made of exactly these bytes, in order.
+
+        Each item is written as one HTTP chunk, verbatim (``"data: {...}\\n\\n"``), and
+        the body then ends cleanly: for protocol edge cases no scripted fault covers.
+        """
+        raw = tuple(e.encode() if isinstance(e, str) else bytes(e) for e in events)
+        return cls("sse", body=raw, label=f"sse({len(raw)} events)")
 
     @classmethod
     def json(cls, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Fault:

@@ -74,11 +74,18 @@ class OpenAIChatWire:
                 "completion_tokens": reply.completion_tokens,
                 "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             }
+        if reply.reasoning and reply.usage_override is None:
+            usage["completion_tokens"] += reply.reasoning_tokens
+            usage["total_tokens"] += reply.reasoning_tokens
+            usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
         if reply.cost is not None:
             usage.setdefault("cost", reply.cost)
         return usage
 
     def completion(self, call: ChatCall, reply: Reply) -> dict[str, Any]:
+        message = {"role": "assistant", "content": reply.content}
+        if reply.reasoning:
+            message["reasoning"] = reply.reasoning
         return {
             "id": f"chatcmpl-fake{next(_ids):08d}",
             "object": "chat.completion",
@@ -87,7 +94,7 @@ class OpenAIChatWire:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.content},
+                    "message": message,
                     "finish_reason": reply.finish_reason,
                 }
             ],
@@ -111,6 +118,10 @@ class OpenAIChatWire:
         events = [chunk({"role": "assistant", "content": ""})]
         text = reply.content
         size = max(1, chunk_size)
+        events += [
+            chunk({"reasoning": reply.reasoning[i : i + size]})
+            for i in range(0, len(reply.reasoning), size)
+        ]
         events += [chunk({"content": text[i : i + size]}) for i in range(0, len(text), size)]
         events.append(chunk({}, reply.finish_reason))
         if call.include_usage:

@@ -14,7 +14,10 @@ from types import TracebackType
 from typing import Any
 
 from llmnb.testing._answers import ChatAnswer, plan_reply
+from llmnb.testing._anthropic_wire import AnthropicMessagesWire
+from llmnb.testing._batch_wire import batch_routes
 from llmnb.testing._faults import ErrorInfo, Fault
+from llmnb.testing._gemini_wire import GeminiWire
 from llmnb.testing._http11 import (
     DISCONNECTED,
     BadRequest,
@@ -39,7 +42,13 @@ class _Route:
 
 
 class FakeLLMServer:
-    """An OpenAI-compatible HTTP server on 127.0.0.1 with scripted faults, for tests.
+    """An LLM HTTP server on 127.0.0.1 with scripted faults, for tests.
+
+    It speaks three wire formats, each on its own path: OpenAI chat completions
+    (``base_url``), Anthropic Messages (``POST /v1/messages``; ``anthropic_base_url``)
+    and Gemini (``POST /v1beta/models/{model}:generateContent`` and
+    ``:streamGenerateContent?alt=sse``; ``gemini_base_url``). Faults, keyword answers
+    and token counts work the same in all three.
 
     Example::
 
@@ -58,8 +67,9 @@ class FakeLLMServer:
     ``max_tokens`` cuts the reply (``finish_reason="length"``). ``chunk_size`` is the
     characters per stream chunk, ``latency`` a delay before every chat answer (faults
     included), ``report_cost`` adds OpenRouter's ``usage.cost``, ``sse_comments`` sends
-    ``: OPENROUTER PROCESSING`` before the first chunk. Every request is recorded
-    (``requests``) before it is answered.
+    ``: OPENROUTER PROCESSING`` before the first chunk, ``response_headers`` are sent
+    with every normal chat answer (e.g. ``anthropic-ratelimit-*``). Every request is
+    recorded (``requests``) before it is answered.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class FakeLLMServer:
         sse_comments: bool = False,
         latency: float = 0.0,
         models: Sequence[str] | None = None,
+        response_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.responses = dict(responses or {})
         self.default_response = default_response
@@ -87,6 +98,7 @@ class FakeLLMServer:
         self.sse_comments = sse_comments
         self.latency = float(latency)
         self.models = list(models) if models is not None else [model]
+        self.response_headers = tuple((str(k), str(v)) for k, v in (response_headers or {}).items())
         self._requested_port = port
         self._port: int | None = None
         self._lock = threading.Lock()
@@ -105,8 +117,18 @@ class FakeLLMServer:
             _Route(
                 "POST", re.compile(r"(?:/v1)?/chat/completions/?"), self._chat(OpenAIChatWire())
             ),
+            _Route("POST", re.compile(r"(?:/v1)?/messages/?"), self._chat(AnthropicMessagesWire())),
+            _Route(
+                "POST",
+                re.compile(
+                    r"/v1(?:beta|alpha)?/models/(?P<model>[^/:]+)"
+                    r":(?P<method>generateContent|streamGenerateContent)"
+                ),
+                self._chat(GeminiWire()),
+            ),
             _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
         ]
+        self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -179,6 +201,17 @@ class FakeLLMServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``: what a profile's ``base_url`` is set to."""
         return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: an ``anthropic`` profile's ``base_url``
+        (the provider adds ``/v1/messages``, as for ``https://api.anthropic.com``)."""
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1beta``: a ``gemini`` profile's ``base_url``."""
+        return f"{self.url}/v1beta"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -364,7 +397,9 @@ class FakeLLMServer:
         ) -> None:
             fault = self._next_fault(request)
             call = wire.parse(request, match, self.model)
-            answer = ChatAnswer(wire, call, responder, self.chunk_size, self.sse_comments)
+            answer = ChatAnswer(
+                wire, call, responder, self.chunk_size, self.sse_comments, self.response_headers
+            )
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             if fault is not None and fault.kind not in ("slow", "reply"):

@@ -1,6 +1,6 @@
 """What every wire format of the fake server shares: recorded requests, calls, replies.
 
-A wire format (OpenAI chat completions today; Anthropic Messages and Gemini later)
+A wire format (OpenAI chat completions, Anthropic Messages, Gemini generateContent)
 implements :class:`ChatWire`: it reads a :class:`ChatCall` out of a request and writes
 replies, stream events and error envelopes. Deciding *what* to answer (keyword
 responses, echo, token counts, faults) happens once, in the server, for all formats.
@@ -70,6 +70,9 @@ class ChatCall:
     prompt_text: str = ""
     last_user: str = ""
     max_tokens: int | None = None
+    # The tool the request forces the model to call (Anthropic ``tool_choice``): the
+    # answer then comes as that tool's JSON input instead of text.
+    tool: str | None = None
     # Why the request cannot be answered normally (answered with HTTP 400), or None.
     problem: str | None = None
 
@@ -85,6 +88,12 @@ class Reply:
     cost: float | None = None
     # Exact usage JSON to send instead of the computed one (Fault.reply(usage=...)).
     usage_override: Mapping[str, Any] | None = None
+    # Thinking text, sent apart from the answer (Fault.reply(reasoning=...)).
+    reasoning: str = ""
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return count_tokens(self.reasoning) if self.reasoning else 0
 
 
 class ChatWire(Protocol):

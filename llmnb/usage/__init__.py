@@ -7,15 +7,18 @@ Example::
     tracker.record(1200, 300, model="gpt-4o", provider="openai")
     tracker.to_dataframe()                # columns: llmnb.usage.COLUMNS
     tracker.summary(by="model")           # calls, attempts, errors, tokens, cost…
+    tracker.plot_costs(by="provider")     # matplotlib Axes: cumulative cost over time
 
 The row contract (columns and dtypes) is documented in :mod:`llmnb.usage.record`;
-pricing rules in :mod:`llmnb.usage.pricing`. Importing this package loads neither pandas
-nor genai-prices nor IPython.
+pricing rules in :mod:`llmnb.usage.pricing`; where rows are kept (SQLite by default) in
+:mod:`llmnb.usage.stores` and :mod:`llmnb.usage.sqlite_store`. Importing this package
+loads neither pandas, matplotlib, sqlite3, genai-prices nor IPython.
 """
 
 from __future__ import annotations
 
 from llmnb.usage.record import COLUMNS, DTYPES, UsageRecord
+from llmnb.usage.stores import UsageStoreError, UsageStoreWarning
 from llmnb.usage.tracker import (
     RECORD_FIELDS,
     SESSION_ID,
@@ -23,6 +26,7 @@ from llmnb.usage.tracker import (
     UsageStore,
     UsageTracker,
     get_tracker,
+    reset_default_tracker,
     reset_tracker,
     set_tracker,
 )
@@ -35,8 +39,11 @@ __all__ = [
     "MemoryStore",
     "UsageRecord",
     "UsageStore",
+    "UsageStoreError",
+    "UsageStoreWarning",
     "UsageTracker",
     "get_tracker",
+    "reset_default_tracker",
     "reset_tracker",
     "set_tracker",
 ]

@@ -3,10 +3,18 @@
 Imported only when a report is asked for, so that ``import llmnb.usage`` stays free of
 pandas. Columns are built one by one with numpy (no row-wise DataFrame construction):
 a million rows take well under a second.
+
+Also here: :func:`totals` (the dashboard's headline numbers), :func:`parse_since` /
+:func:`since_filter` (time windows such as ``"24h"``), :func:`format_cost` (NaN → ``n/a``,
+never ``$0``) and :func:`summary_html` (the tracker's notebook repr).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import html
+import math
+import re
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any
@@ -23,7 +31,18 @@ from llmnb.usage.record import (
     UsageRecord,
 )
 
-__all__ = ["SUMMARY_COLUMNS", "columns_to_dataframe", "records_to_dataframe", "summarize"]
+__all__ = [
+    "GROUPABLE",
+    "SUMMARY_COLUMNS",
+    "columns_to_dataframe",
+    "format_cost",
+    "parse_since",
+    "records_to_dataframe",
+    "since_filter",
+    "summarize",
+    "summary_html",
+    "totals",
+]
 
 #: Columns of :func:`summarize`, in order.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -38,8 +57,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "latency_p50_s",
 )
 
-# Grouping by a dict column cannot work; "day" is derived from "time".
-_GROUPABLE: tuple[str, ...] = (*(c for c in COLUMNS if c != "tags"), "day")
+#: Columns ``summarize`` / ``plot_costs`` group by. A dict column ("tags") cannot be
+#: grouped; "day" is the UTC date of "time"; "cell" is the notebook execution count.
+GROUPABLE: tuple[str, ...] = (*(c for c in COLUMNS if c != "tags"), "day")
+_GROUPABLE = GROUPABLE
 
 
 def records_to_dataframe(records: Iterable[UsageRecord]) -> pd.DataFrame:
@@ -128,6 +149,117 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] = "model") -> pd.DataFra
         "cost_usd", ascending=False, na_position="last", kind="stable"
     )
     return ordered
+
+
+def totals(df: pd.DataFrame) -> dict[str, Any]:
+    """Headline numbers of a usage DataFrame.
+
+    ``requests`` (distinct calls), ``attempts`` (rows), ``errors`` (failed attempts),
+    ``prompt_tokens``, ``completion_tokens``, ``cost_usd`` (sum of known costs; NaN when
+    there are rows but no cost is known), ``unknown_cost`` (rows without a known cost),
+    ``latency_p50_s`` (median, NaN without rows).
+    """
+    n = len(df)
+    cost = df["cost_usd"]
+    known = cost.notna()
+    return {
+        "requests": int(df["call_id"].nunique()),
+        "attempts": n,
+        "errors": int((df["status"].astype(object) != "ok").sum()),
+        "prompt_tokens": int(df["prompt_tokens"].sum()),
+        "completion_tokens": int(df["completion_tokens"].sum()),
+        "cost_usd": float(cost[known].sum()) if known.any() or n == 0 else math.nan,
+        "unknown_cost": int(n - known.sum()),
+        "latency_p50_s": float(df["latency_s"].median()) if n else math.nan,
+    }
+
+
+def format_cost(value: float | None) -> str:
+    """``$1.23``; below $1 three digits (``$0.0123``); ``n/a`` for an unknown (NaN) cost."""
+    if value is None or value != value:
+        return "n/a"
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    digits = min(8, 2 - math.floor(math.log10(abs(value))))  # three significant digits
+    return f"${value:.{digits}f}"
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_S = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str | None, now: _dt.datetime | None = None) -> _dt.datetime | None:
+    """The start of a time window, as an aware UTC datetime; None means "all time".
+
+    ``"30m"``, ``"24h"``, ``"7d"``, ``"2w"``; ``"today"`` (since UTC midnight); an ISO date
+    or date-time (naive means UTC); ``"all"`` / ``None``. ValueError lists the forms.
+    """
+    if text is None or not str(text).strip() or str(text).strip().lower() == "all":
+        return None
+    raw = str(text).strip()
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    if raw.lower() == "today":
+        return now.astimezone(_dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    if m := _SPAN.match(raw):
+        return now - _dt.timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2).lower()])
+    try:
+        when = _dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"{raw!r} is not a time window: use e.g. 30m, 24h, 7d, 2w, today, all, or a date "
+            "such as 2025-01-31 (UTC)"
+        ) from None
+    return when.replace(tzinfo=_dt.timezone.utc) if when.tzinfo is None else when
+
+
+def since_filter(df: pd.DataFrame, since: str | _dt.datetime | None) -> pd.DataFrame:
+    """The rows of ``df`` at or after ``since`` (a :func:`parse_since` text or a datetime)."""
+    start = since if isinstance(since, _dt.datetime) else parse_since(since)
+    if start is None:
+        return df
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=_dt.timezone.utc)
+    kept: pd.DataFrame = df[df["time"] >= pd.Timestamp(start)]
+    return kept
+
+
+def summary_html(df: pd.DataFrame, by: str = "model", max_groups: int = 12) -> str:
+    """A compact HTML table per ``by`` group plus a total line; unknown costs read ``n/a``."""
+    t = totals(df)
+    head = (
+        f"<b>llmnb usage</b>: {t['requests']:,} calls, {t['attempts']:,} attempts, "
+        f"{t['prompt_tokens']:,} → {t['completion_tokens']:,} tokens, "
+        f"{html.escape(format_cost(t['cost_usd']))}"
+    )
+    if t["unknown_cost"]:
+        head += f" (+ {t['unknown_cost']:,} rows of unknown cost)"
+    if t["errors"]:
+        head += f", {t['errors']:,} errors"
+    if not len(df):
+        return f"<div>{head}</div>"
+    table = summarize(df, by)
+    cells = ["calls", "errors", "prompt_tokens", "completion_tokens", "cost_usd"]
+    rows = []
+    for key, row in islice(table.iterrows(), max_groups):
+        label = "(none)" if key is None or (isinstance(key, float) and key != key) else str(key)
+        tds = [f"<td style='text-align:left'>{html.escape(label)}</td>"]
+        for c in cells:
+            v = row[c]
+            text = format_cost(v) if c == "cost_usd" else ("–" if pd.isna(v) else f"{int(v):,}")
+            tds.append(f"<td>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    more = len(table) - max_groups
+    if more > 0:
+        rows.append(f"<tr><td colspan=6 style='text-align:left'>… {more} more</td></tr>")
+    header = "".join(
+        f"<th>{h}</th>" for h in (html.escape(by), "calls", "errors", "tokens in", "tokens out")
+    )
+    return (
+        f"<div>{head}<table><thead><tr>{header}<th>cost</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 # -- column builders ---------------------------------------------------------------------

@@ -11,7 +11,13 @@ Example::
     True
 
 ``record()`` is on every call's path, so it does no pandas, no I/O and little checking:
-a few microseconds. Reports (``to_dataframe``, ``summary``) import pandas when asked.
+a few microseconds. Reports (``to_dataframe``, ``summary``) import pandas when asked,
+plots (``plot_costs``) matplotlib.
+
+The process-wide default tracker (``get_tracker()`` outside any ``set_tracker``) is made
+on first use with the store the settings name (``usage.store``, default
+``sqlite:///.llmnb/usage.db``; see :mod:`llmnb.usage.stores`), so usage survives a kernel
+restart. ``reset_default_tracker()`` writes out and forgets it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import math
 import sys
 import threading
 import uuid
+import warnings
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import contextmanager
@@ -35,7 +42,10 @@ from llmnb.usage.pricing import cost_of, price_for
 from llmnb.usage.record import CATEGORY_COLUMNS, COLUMNS, CodedColumn, UsageRecord
 
 if TYPE_CHECKING:
+    import datetime
+
     import pandas as pd
+    from matplotlib.axes import Axes
 
 __all__ = [
     "RECORD_FIELDS",
@@ -44,6 +54,7 @@ __all__ = [
     "UsageStore",
     "UsageTracker",
     "get_tracker",
+    "reset_default_tracker",
     "reset_tracker",
     "set_tracker",
 ]
@@ -439,13 +450,41 @@ class UsageTracker:
         n, cols = self._snapshot()
         return columns_to_dataframe(cols, n)
 
-    def summary(self, by: str | list[str] | tuple[str, ...] = "model") -> pd.DataFrame:
+    def summary(
+        self,
+        by: str | list[str] | tuple[str, ...] = "model",
+        since: str | datetime.datetime | None = None,
+    ) -> pd.DataFrame:
         """Calls, attempts, errors, tokens, cost and median latency per group, costliest
-        first. ``by`` is a column name, ``"day"`` (UTC date) or a list of them.
-        ``tracker.summary(by=["provider", "model"])``"""
-        from llmnb.usage.report import summarize
+        first. ``by`` is a column name, ``"day"`` (UTC date), ``"cell"`` (notebook
+        execution count) or a list of them; ``since`` a window such as ``"24h"``, ``"7d"``,
+        ``"today"`` or a datetime. ``tracker.summary(by=["provider", "model"])``"""
+        from llmnb.usage.report import since_filter, summarize
 
-        return summarize(self.to_dataframe(), by)
+        return summarize(since_filter(self.to_dataframe(), since), by)
+
+    def plot_costs(
+        self,
+        by: str = "model",
+        kind: str = "cumulative",
+        ax: Axes | None = None,
+        since: str | datetime.datetime | None = None,
+    ) -> Axes:
+        """Plot cost per group with matplotlib and return the Axes (``ax.figure``).
+
+        ``kind``: ``"cumulative"`` (cost over time), ``"cost"`` (bars per group) or
+        ``"tokens"`` (input/output tokens per group). Never calls ``plt.show()``; works
+        headless (Agg). ``tracker.plot_costs(by="provider").figure.savefig("cost.png")``
+        """
+        from llmnb.usage.plots import plot_costs
+        from llmnb.usage.report import since_filter
+
+        return plot_costs(since_filter(self.to_dataframe(), since), by, kind, ax)
+
+    def _repr_html_(self) -> str:
+        from llmnb.usage.report import summary_html
+
+        return summary_html(self.to_dataframe())
 
     def _snapshot(self) -> tuple[int, list[Any]]:
         """``(n, columns)``: read only the first n items of each column."""
@@ -496,8 +535,37 @@ def get_tracker() -> UsageTracker:
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = UsageTracker()
+                _default = UsageTracker(store=_configured_store())
     return _default
+
+
+def reset_default_tracker() -> None:
+    """Write out and forget the default tracker; the next ``get_tracker()`` makes a new
+    one from the settings (e.g. after changing ``usage.store``)."""
+    global _default
+    with _default_lock:
+        old, _default = _default, None
+    close = getattr(old.store, "close", None) if old is not None else None
+    if callable(close):
+        close()
+
+
+def _configured_store() -> UsageStore:
+    # Never let the store break the call being recorded: fall back to memory, loudly.
+    try:
+        from llmnb.usage.stores import configured_store
+
+        return configured_store()
+    except Exception as exc:
+        from llmnb.usage.stores import UsageStoreWarning
+
+        warnings.warn(
+            f"llmnb: usage store not available ({exc}); usage is kept in memory for this "
+            "session only. Once fixed, llmnb.usage.reset_default_tracker() uses it.",
+            UsageStoreWarning,
+            stacklevel=3,
+        )
+        return MemoryStore()
 
 
 def set_tracker(tracker: UsageTracker) -> Token[UsageTracker | None]:

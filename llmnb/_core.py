@@ -1,0 +1,416 @@
+"""The client core: everything an LLMClient does that involves no I/O.
+
+Building the request, running the middleware hooks, deciding on retries, key switches
+and failover, turning results into usage rows and completions: ``_Core`` does it once
+for the four shells of :class:`~llmnb.LLMClient` (``complete``, ``acomplete``,
+``stream``, ``astream``), which only call the provider and sleep. ``tests/
+test_client_parity.py`` keeps sync and async in step.
+
+One call (see :mod:`llmnb.middleware.base` for the hooks)::
+
+    before_call hooks ─ hit? → usage row (cached) ─────────────────────────┐
+    attempt loop:  before_attempt hooks (wait / pick key) → provider        │
+                   → usage row → after_attempt hooks → retry? switch key?   │
+    failover: the next profile of the sequence, same call_id               │
+    validate (response_model) → after_call hooks ←────────────────────────┘
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from random import getrandbits
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmnb import errors
+from llmnb.middleware.base import Call, Chain, Clock, Middleware
+from llmnb.middleware.cache import CacheMiddleware
+from llmnb.middleware.defaults import builtin_middleware
+from llmnb.middleware.retry import RetryPolicy
+from llmnb.providers.base import Provider
+from llmnb.providers.mock import estimate_tokens
+from llmnb.types import Chunk, Completion, MessagesLike, Request, Usage, normalize_messages
+from llmnb.usage import UsageTracker, get_tracker
+
+if TYPE_CHECKING:
+    from llmnb._client import LLMClient
+    from llmnb.structured import StructuredTask
+
+__all__ = ["SETTINGS_FAILOVER", "FailoverSource", "failover_eligible"]
+
+# Keyword arguments that configure llmnb rather than travel on the wire.
+_REQUEST_FIELDS = ("model", "temperature", "max_tokens", "timeout")
+perf = time.perf_counter
+
+
+class FailoverSource(Protocol):
+    """Gives the clients to try, in order, when a profile's call fails (LLMManager)."""
+
+    def fallbacks_for(self, profile: str | None) -> Iterable[LLMClient]: ...
+
+
+class _SettingsFailover:
+    """``llm.fallbacks`` of the settings, for clients no manager built (the %%llm magic,
+    ``create_llm_client_from_profile``). Read only when a call fails: free otherwise."""
+
+    def fallbacks_for(self, profile: str | None) -> Iterable[LLMClient]:
+        from llmnb import config
+        from llmnb.manager import get_llm_manager
+
+        settings = config.load_settings()
+        if profile not in settings.llm.providers or not settings.llm.fallbacks:
+            return ()
+        return get_llm_manager().fallbacks_for(profile)
+
+    def __repr__(self) -> str:
+        return "<llm.fallbacks of the settings>"
+
+
+SETTINGS_FAILOVER: FailoverSource = _SettingsFailover()
+
+
+def failover_eligible(exc: BaseException) -> bool:
+    """A provider's failure (worth another profile), not the caller's own mistake."""
+    if isinstance(exc, errors.InvalidRequestError):
+        return False
+    return isinstance(exc, (errors.APIError, errors.PoolExhaustedError))
+
+
+class _StreamState:
+    """What one streamed attempt has received so far."""
+
+    __slots__ = ("finish_reason", "model", "parts", "reasoning", "ttft", "usage")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.ttft: float | None = None
+
+    def add(self, chunk: Chunk, t0: float) -> None:
+        if chunk.content:
+            if self.ttft is None:
+                self.ttft = perf() - t0
+            self.parts.append(chunk.content)
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        if chunk.model:
+            self.model = chunk.model
+
+    @property
+    def started(self) -> bool:
+        return bool(self.parts)
+
+    def completion(self, request: Request) -> Completion:
+        text = "".join(self.parts)
+        usage = self.usage
+        if usage is None:  # the server sent no usage: estimate, and say so
+            prompt = sum(estimate_tokens(m.content) for m in request.messages)
+            usage = Usage(prompt, estimate_tokens(text), estimated=True)
+        return Completion(
+            content=text,
+            model=self.model or request.model,
+            usage=usage,
+            finish_reason=self.finish_reason,
+            reasoning="".join(self.reasoning),
+            ttft_s=self.ttft,
+        )
+
+
+class _Core:
+    """Everything an LLMClient does that involves no I/O."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        profile: str | None = None,
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        tracker: UsageTracker | None = None,
+        agent: str | None = None,
+        step: str | None = None,
+        middleware: Sequence[Middleware] = (),
+        clock: Clock | None = None,
+        cache: Any = None,
+        failover: FailoverSource | None = SETTINGS_FAILOVER,
+    ) -> None:
+        self.provider = provider
+        self.profile = profile or provider.profile_name
+        self.model = model or provider.model
+        self.params: dict[str, Any] = {k: v for k, v in (params or {}).items() if v is not None}
+        if retry is None:
+            retries = provider.profile.get("max_retries")
+            retry = RetryPolicy() if retries is None else RetryPolicy(max_retries=int(retries))
+        self.retry = retry
+        self._tracker = tracker
+        self.agent = agent
+        self.step = step
+        self.failover = failover
+        options = provider.profile.get("options")
+        mode = options.get("structured_mode") if isinstance(options, Mapping) else None
+        self.structured_mode: str = str(mode or provider.structured_mode)
+        self._user_mw: list[Middleware] = list(middleware)
+        self._builtin = builtin_middleware(provider, self.profile, clock, cache)
+        self._chain = Chain([*self._user_mw, *self._builtin])
+
+    # --- configuration ------------------------------------------------------------
+    @property
+    def provider_type(self) -> str:
+        return self.provider.type_name
+
+    @property
+    def tracker(self) -> UsageTracker:
+        """The tracker given at construction, else the one active in this context."""
+        return self._tracker if self._tracker is not None else get_tracker()
+
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The chain, outer → inner: yours first, then cache, budget, key pool, limiter."""
+        return self._chain.middlewares
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware outside the built-ins (inside those added before it)."""
+        self._user_mw.append(middleware)
+        self._chain = Chain([*self._user_mw, *self._builtin])  # once, not per call
+
+    def remove_middleware(self, middleware: Middleware) -> None:
+        """Remove a middleware added with :meth:`add_middleware`."""
+        try:
+            self._user_mw.remove(middleware)
+        except ValueError:
+            raise errors.InvalidOptionError(
+                f"{middleware!r} was not added to this client with add_middleware()"
+            ) from None
+        self._chain = Chain([*self._user_mw, *self._builtin])
+
+    # --- building a call ----------------------------------------------------------
+    def _build_request(self, call: Call) -> Request:
+        merged = dict(self.params)
+        for k, v in call.params.items():
+            if v is not None:
+                merged[k] = v
+        fields = {k: merged.pop(k, None) for k in _REQUEST_FIELDS}
+        messages = call.messages
+        schema = call.schema
+        if schema is not None and self.structured_mode == "prompt":
+            from llmnb.structured import with_instructions
+
+            # The schema travels in the prompt; the provider must not apply its own.
+            messages = with_instructions(messages, schema)
+            schema = None
+        return Request(
+            messages=messages,
+            model=fields["model"] or self.model,
+            temperature=fields["temperature"],
+            max_tokens=fields["max_tokens"],
+            timeout=fields["timeout"],
+            stream=call.stream,
+            extra=merged,
+            response_schema=schema,
+            schema_name=call.schema_name if schema is not None else None,
+        )
+
+    def _start(
+        self, messages: MessagesLike, params: dict[str, Any], stream: bool
+    ) -> tuple[Call, StructuredTask | None]:
+        tags = params.pop("tags", None)
+        cache = params.pop("cache", None)
+        response_model = params.pop("response_model", None)
+        validation_retries = params.pop("max_validation_retries", None)
+        if cache is not None and not isinstance(cache, bool):
+            raise errors.InvalidOptionError(
+                f"cache={cache!r}: pass cache=False to skip the response cache, cache=True to "
+                "use it even where none is configured, or leave it out."
+            )
+        if cache and not any(isinstance(m, CacheMiddleware) for m in self._builtin):
+            # No cache configured: the first cache=True call brings the process-wide one.
+            self._builtin.insert(0, CacheMiddleware(None))
+            self._chain = Chain([*self._user_mw, *self._builtin])
+        call = Call(
+            self,
+            normalize_messages(messages),
+            params,
+            call_id=f"{getrandbits(48):012x}",  # uuid4() costs ~2 µs a call
+            stream=stream,
+            tags=tags,
+            cache=cache,
+            started=perf(),
+        )
+        if response_model is None:
+            if validation_retries is not None:
+                raise errors.InvalidOptionError(
+                    "max_validation_retries= only applies with response_model=; add a "
+                    "response_model or drop max_validation_retries."
+                )
+            return call, None
+        if stream:
+            raise errors.InvalidOptionError(
+                "response_model= cannot be used with stream()/astream(): the answer must be "
+                "complete to be validated. Use complete()/acomplete() instead."
+            )
+        from llmnb.structured import StructuredTask
+
+        task = StructuredTask(response_model, validation_retries)
+        task.attach(call)
+        call.request = self._build_request(call)
+        return call, task
+
+    # --- decisions shared by the four shells ------------------------------------------
+    def _row_fields(self, call: Call) -> dict[str, Any]:
+        return {
+            "model": call.request.model,
+            "provider": self.provider.type_name,
+            "profile": self.profile,
+            "agent": self.agent,
+            "step": self.step,
+            "call_id": call.call_id,
+            "attempt": call.attempt,
+            "key_id": call.key_id or self.provider.last_key_id,
+            "tags": call.tags,
+        }
+
+    def _before_call(self, call: Call) -> Completion | None:
+        """Run ``before_call`` hooks; a hook's answer is recorded as a cache hit."""
+        for hook in self._chain.before_call:
+            hit = hook(call)
+            if hit is not None:
+                return self._on_hit(call, hit)
+        return None
+
+    def _after_call(self, call: Call, completion: Completion) -> Completion:
+        if call.validate is not None:
+            call.validate(completion)
+        for hook in self._chain.after_call:
+            completion = hook(call, completion)
+        return completion
+
+    def _call_failed(self, call: Call, exc: BaseException) -> None:
+        for hook in self._chain.call_failed:
+            hook(call, exc)
+
+    def _on_hit(self, call: Call, hit: Completion) -> Completion:
+        call.attempt += 1
+        call.key_id = None
+        u = hit.usage
+        latency = perf() - call.started
+        fields = self._row_fields(call)
+        fields["key_id"] = None  # no key was used
+        self.tracker.record(
+            u.prompt_tokens,
+            u.completion_tokens,
+            cached_tokens=u.cached_tokens,
+            reasoning_tokens=u.reasoning_tokens,
+            estimated=u.estimated,
+            cached=True,
+            latency_s=latency,
+            **fields,
+        )
+        call.cost = 0.0
+        hit.cached = True
+        hit.profile = self.profile
+        hit.provider = self.provider.type_name
+        hit.call_id = call.call_id
+        hit.attempts = call.attempt
+        hit.latency_s = latency
+        hit.cost_usd = 0.0
+        hit.cost_source = "cache"
+        return hit
+
+    def _on_error(
+        self,
+        exc: BaseException,
+        call: Call,
+        latency: float,
+        failures: int,
+        state: _StreamState | None = None,
+    ) -> float | None:
+        """Record the failed attempt, run the hooks; return the wait before a retry, or
+        None to raise."""
+        call.latency = latency
+        fields = self._row_fields(call)
+        cancelled = isinstance(exc, GeneratorExit) or type(exc).__name__ == "CancelledError"
+        status = "cancelled" if cancelled else type(exc).__name__
+        ttft = state.ttft if state and state.ttft is not None else math.nan
+        started = state is not None and state.started
+        if started:
+            # Tokens already streamed are billed by the provider: count what arrived.
+            assert state is not None
+            partial = state.completion(call.request)
+            u = partial.usage
+            rec = self.tracker.record(
+                u.prompt_tokens,
+                u.completion_tokens,
+                estimated=u.estimated,
+                pricing=self.provider.profile.get("pricing"),
+                base_url=self.provider.base_url,
+                latency_s=latency,
+                ttft_s=ttft,
+                status=status,
+                error=None if cancelled else str(exc),
+                **fields,
+            )
+        else:
+            rec = self.tracker.record_unknown(
+                latency_s=latency, ttft_s=ttft, status=status, error=str(exc) or status, **fields
+            )
+        call.cost = rec.cost_usd
+        for hook in self._chain.after_attempt:
+            hook(call, None, exc)
+        switch, call.switch_key = call.switch_key, False
+        if started or cancelled or not isinstance(exc, Exception):
+            return None  # never retry once text has reached the caller
+        if switch:
+            return 0.0  # the key pool has another key for this failure: use it now
+        return self.retry.delay_for(exc, failures)
+
+    def _on_success(self, completion: Completion, call: Call, latency: float) -> Completion:
+        call.latency = latency
+        u = completion.usage
+        rec = self.tracker.record(
+            u.prompt_tokens,
+            u.completion_tokens,
+            cached_tokens=u.cached_tokens,
+            reasoning_tokens=u.reasoning_tokens,
+            cost_usd=u.cost_usd,
+            estimated=u.estimated,
+            pricing=self.provider.profile.get("pricing"),
+            base_url=self.provider.base_url,
+            latency_s=latency,
+            ttft_s=completion.ttft_s if completion.ttft_s is not None else math.nan,
+            **self._row_fields(call),
+        )
+        completion.profile = self.profile
+        completion.provider = self.provider.type_name
+        completion.call_id = call.call_id
+        completion.attempts = call.attempt
+        completion.latency_s = perf() - call.started
+        completion.cost_usd = call.cost = rec.cost_usd
+        completion.cost_source = rec.cost_source
+        for hook in self._chain.after_attempt:
+            hook(call, completion, None)
+        return completion
+
+    def _fallback(self, call: Call, exc: BaseException) -> LLMClient | None:
+        """The next profile of the failover sequence for this failure, or None."""
+        if self.failover is None or not failover_eligible(exc):
+            return None
+        if call.client.profile not in call.tried:
+            call.tried.append(str(call.client.profile))
+        for client in self.failover.fallbacks_for(self.profile):
+            if client.profile in call.tried:
+                continue
+            call.tried.append(str(client.profile))
+            call.client = client
+            call.key_id = None
+            call.request = client._build_request(call)
+            return client
+        return None

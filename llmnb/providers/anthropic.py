@@ -1,0 +1,300 @@
+"""``type: anthropic`` — the native Anthropic Messages API over httpx (no SDK).
+
+``POST {base_url}/v1/messages`` with ``x-api-key`` and ``anthropic-version``. Profile::
+
+    claude:
+      type: anthropic
+      model: claude-sonnet-4-5
+      anthropic_version: "2023-06-01"     # the default
+      max_tokens: 4096                    # always sent (the API requires it); default 4096
+
+Usage: ``prompt_tokens`` is everything the model read — ``input_tokens`` plus
+``cache_creation_input_tokens`` plus ``cache_read_input_tokens`` (Anthropic reports them
+apart, OpenAI-style counts include them); ``cached_tokens`` is ``cache_read_input_tokens``.
+Cache writes are counted at the input price (Anthropic bills them at 1.25×), so a price
+worked out from a table slightly underestimates calls that write the cache.
+
+Structured outputs use a forced tool: ``tools=[{name, input_schema}]`` with
+``tool_choice={"type": "tool", "name": ...}``; the tool's ``input`` comes back as JSON
+text in ``Completion.content``. Thinking blocks go to ``Completion.reasoning``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, ClassVar
+
+from llmnb import errors
+from llmnb._http import SSEEvent, body_excerpt, scrub
+from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.types import Chunk, Completion, Request, Role, Usage
+
+__all__ = ["AnthropicProvider", "merge_usage"]
+
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+_SCHEMA_TOOL = "respond"
+
+# Anthropic stop_reason -> the OpenAI vocabulary every llmnb provider reports.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# Error type of an in-stream `error` event -> the HTTP status it would have come with.
+_STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "timeout_error": 504,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+# Anthropic says "out of money" in words, under types that look retryable or invalid.
+_QUOTA_WORDS = ("spend limit", "credit balance", "usage limits", "billing")
+
+
+def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
+    if not raw:
+        return None
+    written = int(raw.get("cache_creation_input_tokens") or 0)
+    read = int(raw.get("cache_read_input_tokens") or 0)
+    return Usage(
+        prompt_tokens=int(raw.get("input_tokens") or 0) + written + read,
+        completion_tokens=int(raw.get("output_tokens") or 0),
+        cached_tokens=read,
+    )
+
+
+def _detail(body: bytes, call: HTTPCall) -> str:
+    """``": <the server's message>"``, secret-free, or "" when there is none."""
+    try:
+        message = json.loads(body).get("error", {}).get("message")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {scrub(str(message), call.secrets)}" if message else ""
+
+
+def merge_usage(old: Usage | None, new: Usage | None) -> Usage | None:
+    """Combine two reports of cumulative counts: each field's largest value wins.
+
+    ``message_start`` reports the input side and ``message_delta`` the growing output
+    (newer API versions repeat the input there too); counts only grow, so the maximum
+    of each field is the latest total whichever event reported it.
+    """
+    if old is None or new is None:
+        return new or old
+    return Usage(
+        max(old.prompt_tokens, new.prompt_tokens),
+        max(old.completion_tokens, new.completion_tokens),
+        max(old.cached_tokens, new.cached_tokens),
+        max(old.reasoning_tokens, new.reasoning_tokens),
+    )
+
+
+class AnthropicProvider(HTTPProvider):
+    """Claude models through ``api.anthropic.com`` (or a compatible proxy's ``base_url``)."""
+
+    type_name: ClassVar[str] = "anthropic"
+    needs_key: ClassVar[bool] = True
+    key_env_var: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
+    structured_mode: ClassVar[str] = "tool"
+
+    # --- request --------------------------------------------------------------------
+    def _url(self) -> str:
+        base = self.base_url or ""
+        # Accept both the SDK convention (host only) and a base that already ends in /v1.
+        return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+    def _max_tokens(self, request: Request) -> int:
+        if request.max_tokens is not None:
+            return int(request.max_tokens)
+        configured = (self.profile.get("options") or {}).get("max_tokens")
+        return int(configured or self.profile.get("max_tokens") or DEFAULT_MAX_TOKENS)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        system = [m.content for m in request.messages if m.role is Role.SYSTEM]
+        turns: list[dict[str, Any]] = []
+        for m in request.messages:
+            if m.role is Role.SYSTEM:
+                continue
+            # Tool results without tool_use ids cannot be sent as such: they are text
+            # the user side supplies.
+            role = "assistant" if m.role is Role.ASSISTANT else "user"
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"] += "\n\n" + m.content
+            else:
+                turns.append({"role": role, "content": m.content})
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": self._max_tokens(request),
+            "messages": turns,
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stream:
+            body["stream"] = True
+        if request.response_schema is not None:
+            name = request.schema_name or _SCHEMA_TOOL
+            body["tools"] = [
+                {
+                    "name": name,
+                    "description": "Respond with the answer, following this schema exactly.",
+                    "input_schema": dict(request.response_schema),
+                }
+            ]
+            body["tool_choice"] = {"type": "tool", "name": name}
+        extra = dict(request.extra)
+        if "stop" in extra:  # the OpenAI spelling, which notebooks carry over
+            stop = extra.pop("stop")
+            extra.setdefault("stop_sequences", [stop] if isinstance(stop, str) else stop)
+        body.update(extra)
+        return body
+
+    def build(self, request: Request) -> HTTPCall:
+        key = self.key_for(request)
+        headers = {
+            "anthropic-version": str(self.profile.get("anthropic_version") or DEFAULT_VERSION)
+        }
+        secrets: tuple[str, ...] = ()
+        if key:
+            headers["x-api-key"] = key
+            secrets = (key,)
+        self.last_key_id = key_fingerprint(key)
+        return HTTPCall(url=self._url(), json=self.body(request), headers=headers, secrets=secrets)
+
+    def _load_event(self, event: SSEEvent, request: Request) -> Any:
+        """An event's JSON; unreadable data is reported without the key it may quote."""
+        try:
+            return json.loads(event.data)
+        except ValueError as exc:
+            excerpt = body_excerpt(event.data, self._answer_call(request).secrets)
+            raise errors.ResponseFormatError(
+                f"a stream event could not be read ({type(exc).__name__}: {exc}): "
+                f"{excerpt[:120]!r}",
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            ) from exc
+
+    def _answer_call(self, request: Request) -> HTTPCall:
+        """An HTTPCall carrying this request's key, so error text quoting it is scrubbed."""
+        try:
+            key = self.key_for(request)
+        except errors.LLMError:
+            key = None
+        return HTTPCall(url="", json=None, secrets=(key,) if key else ())
+
+    # --- response -------------------------------------------------------------------
+    def _finish(self, reason: str | None, request: Request) -> str | None:
+        if reason == "tool_use" and request.response_schema is not None:
+            return "stop"  # the forced schema tool is the answer, not a tool call
+        return _FINISH.get(reason, reason) if reason else None
+
+    def parse(self, data: Any, request: Request) -> Completion:
+        if isinstance(data, dict) and data.get("type") == "error":
+            raise self._error(500, {}, json.dumps(data).encode(), self._answer_call(request))
+        text: list[str] = []
+        thinking: list[str] = []
+        for block in data["content"]:
+            kind = block.get("type")
+            if kind == "text":
+                text.append(block["text"])
+            elif kind == "thinking":
+                thinking.append(block.get("thinking") or "")
+            elif kind == "tool_use" and request.response_schema is not None:
+                text.append(json.dumps(block["input"]))
+        return Completion(
+            content="".join(text),
+            model=str(data.get("model") or request.model),
+            usage=_usage(data.get("usage")) or Usage(),
+            finish_reason=self._finish(data.get("stop_reason"), request),
+            reasoning="".join(thinking),
+            raw=data,
+        )
+
+    def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
+        data = self._load_event(event, request)
+        if not isinstance(data, dict):
+            raise TypeError(f"stream event is {type(data).__name__}, expected an object")
+        kind = data.get("type") or event.event
+        if kind == "message_stop":
+            raise StopIteration
+        if kind == "error":
+            error = data.get("error") or {}
+            status = _STATUS_OF_TYPE.get(str(error.get("type")), 500)
+            err = self._error(status, {}, event.data.encode(), self._answer_call(request))
+            err.message = "error in the middle of the stream: " + err.message
+            raise err
+        if kind == "message_start":
+            message = data["message"]
+            return Chunk(model=message.get("model"), usage=_usage(message.get("usage")))
+        if kind == "content_block_start":
+            block = data["content_block"]
+            return Chunk(content=block.get("text") or "") if block.get("type") == "text" else None
+        if kind == "content_block_delta":
+            delta = data["delta"]
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                return Chunk(content=delta["text"])
+            if dtype == "thinking_delta":
+                return Chunk(reasoning=delta["thinking"])
+            if dtype == "input_json_delta" and request.response_schema is not None:
+                return Chunk(content=delta["partial_json"])
+            return None  # signature_delta, citations, tool input we did not ask for
+        if kind == "message_delta":
+            reason = (data.get("delta") or {}).get("stop_reason")
+            return Chunk(
+                finish_reason=self._finish(reason, request), usage=_usage(data.get("usage"))
+            )
+        return None  # ping, content_block_stop, and event types added later
+
+    # Usage arrives in two halves (message_start, message_delta); the client keeps the
+    # last chunk's usage, so each stream merges them as it goes.
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        usage: Usage | None = None
+        for chunk in super().stream(request):
+            if chunk.usage is not None:
+                usage = chunk.usage = merge_usage(usage, chunk.usage)
+            yield chunk
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        usage: Usage | None = None
+        async for chunk in super().astream(request):
+            if chunk.usage is not None:
+                usage = chunk.usage = merge_usage(usage, chunk.usage)
+            yield chunk
+
+    # --- errors ---------------------------------------------------------------------
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        err = super()._error(status, headers, body, call)
+        said = f"{err.code or ''} {err.message}".lower()
+        if status in (400, 429) and any(w in said for w in _QUOTA_WORDS):
+            # A spend limit or empty balance does not lift by retrying in a few seconds.
+            quota = errors.InsufficientQuotaError(
+                f"out of credit or spend limit reached (HTTP {status}){_detail(body, call)}. "
+                "Add credit or raise the limit at console.anthropic.com; retrying will not "
+                "help.",
+                status=err.status,
+                body=err.body,
+                provider=err.provider,
+                profile=err.profile,
+                model=err.model,
+                code=err.code,
+            )
+            for name, value in vars(err).items():  # keeps e.g. the response headers
+                vars(quota).setdefault(name, value)
+            return quota
+        return err

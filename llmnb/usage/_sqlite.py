@@ -1,0 +1,236 @@
+"""SQLite details of the usage store: schema, connection set-up, rows in and out.
+
+Private to :mod:`llmnb.usage.sqlite_store`. ``read_usage(path)`` reads a database
+read-only (``llmnb usage`` uses it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import operator
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
+from llmnb.usage.stores import UsageStoreError
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SELECT",
+    "TAGS",
+    "Incompatible",
+    "connect",
+    "failure_message",
+    "from_row",
+    "insert",
+    "is_busy",
+    "read_usage",
+    "shown",
+    "tags_json",
+    "to_row",
+]
+
+SCHEMA_VERSION = 1
+
+_SQL_COLUMNS = ", ".join(COLUMNS)
+_ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_INSERT = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES {_ONE_ROW}"
+# Full chunks go in one multi-row statement: one sqlite3_step (during which the GIL is
+# free) per chunk instead of per row, so the writer barely competes with the recording
+# thread. SQLite before 3.32 allows 999 parameters per statement.
+_CHUNK = (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999) // len(COLUMNS) // 8 * 8
+_CHUNK = min(256, _CHUNK)
+_INSERT_MANY = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES " + ", ".join([_ONE_ROW] * _CHUNK)
+SELECT = f"SELECT {_SQL_COLUMNS} FROM usage"
+
+
+def _sql_type(column: str) -> str:
+    if column in INT_COLUMNS or column == "cached":
+        return "INTEGER"
+    return "REAL" if column in FLOAT_COLUMNS or column == "time" else "TEXT"
+
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    + ", ".join(f"{c} {_sql_type(c)}" for c in COLUMNS)
+    + ")",
+    "CREATE INDEX IF NOT EXISTS usage_time ON usage(time)",
+)
+
+_INT_IDX = tuple(COLUMNS.index(c) for c in INT_COLUMNS)
+_FLOAT_IDX = tuple(COLUMNS.index(c) for c in FLOAT_COLUMNS)
+_TEXT_IDX = tuple(
+    i
+    for i, c in enumerate(COLUMNS)
+    if c not in INT_COLUMNS and c not in FLOAT_COLUMNS and c not in ("time", "cached", "tags")
+)
+_CACHED = COLUMNS.index("cached")
+TAGS = COLUMNS.index("tags")
+_TIME = COLUMNS.index("time")
+
+
+class Incompatible(Exception):
+    """The file was made by a newer llmnb (schema version too high)."""
+
+
+# -- reading a database (llmnb usage) --------------------------------------------------
+
+
+def read_usage(path: str | os.PathLike[str]) -> list[UsageRecord]:
+    """Every row of a usage database, oldest first; [] when the file does not exist.
+
+    Read-only: the file is neither created nor changed. UsageStoreError says what is
+    wrong with an unreadable file.
+    """
+    file = Path(path).expanduser().absolute()
+    if not file.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise Incompatible(f"schema version {version}")
+            if version < 1:
+                return []
+            return list(map(from_row, conn.execute(f"{SELECT} ORDER BY id")))
+        finally:
+            conn.close()
+    except (sqlite3.Error, Incompatible) as exc:
+        raise UsageStoreError(failure_message(file, exc)) from None
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def connect(path: Path, busy: float) -> sqlite3.Connection:
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name == ".llmnb":
+            # usage history and the picker's state are personal: keep them out of git
+            (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")
+    conn = sqlite3.connect(str(path), timeout=busy, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise Incompatible(f"schema version {version}")
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    full = len(rows) - len(rows) % _CHUNK
+    for start in range(0, full, _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        conn.execute(_INSERT_MANY, tuple(itertools.chain.from_iterable(chunk)))
+    if full < len(rows):
+        conn.executemany(_INSERT, rows[full:])
+
+
+def is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def failure_message(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    where = shown(path)
+    if isinstance(exc, Incompatible):
+        fix = "it was written by a newer llmnb: upgrade llmnb, or point usage.store elsewhere"
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        fix = (
+            f"the file is damaged or not a SQLite database: move it away (e.g. rename it to "
+            f"{path.name}.bad) and a new one is made at the next start, or set "
+            "usage.store in config/settings.yaml"
+        )
+    elif isinstance(exc, OSError) or "readonly" in text or "unable to open" in text:
+        fix = (
+            "check that the folder exists and is writable, or set usage.store in "
+            "config/settings.yaml to another path (or to 'memory')"
+        )
+    else:
+        fix = "set usage.store in config/settings.yaml to another path, or to 'memory'"
+    return (
+        f"cannot use the usage database {where} ({type(exc).__name__}: {text}); usage rows "
+        f"are kept in memory for this session only. To fix: {fix}."
+    )
+
+
+def shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _number(value: Any, integral: bool) -> Any:
+    if value is None or type(value) is (int if integral else float):
+        return value
+    try:
+        return operator.index(value) if integral else float(value)
+    except (TypeError, ValueError):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+
+def tags_json(tags: Any) -> str | None:
+    if tags is None or type(tags) is str:
+        return tags  # type: ignore[no-any-return]
+    return json.dumps(tags, default=str, ensure_ascii=False)
+
+
+def to_row(rec: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as SQL parameters; odd values (numpy ints, objects) become storable ones."""
+    row = list(rec)
+    for i in _TEXT_IDX:
+        v = row[i]
+        if v is not None and type(v) is not str:
+            row[i] = str(v)
+    for i in _INT_IDX:
+        v = row[i]
+        if v is not None and type(v) is not int:
+            row[i] = _number(v, True)
+    for i in _FLOAT_IDX:
+        v = row[i]
+        if type(v) is not float:
+            row[i] = _number(v, False)
+    row[_TIME] = float(row[_TIME])
+    row[_CACHED] = 1 if row[_CACHED] else 0
+    row[TAGS] = tags_json(row[TAGS])
+    return tuple(row)
+
+
+_NAN = math.nan
+
+
+def from_row(row: tuple[Any, ...]) -> UsageRecord:
+    values = list(row)
+    for i in _FLOAT_IDX:
+        if values[i] is None:
+            values[i] = _NAN  # SQLite stores NaN as NULL
+    values[_CACHED] = bool(values[_CACHED])
+    tags = values[TAGS]
+    if tags is not None:
+        try:
+            values[TAGS] = json.loads(tags)
+        except ValueError:
+            values[TAGS] = {"tags": tags}
+    return UsageRecord._make(values)

@@ -1,0 +1,597 @@
+"""PostgresStore: a team's usage rows in one PostgreSQL table, written in the background.
+
+Example::
+
+    from llmnb.usage import UsageTracker
+    from llmnb.usage.postgres_store import PostgresStore
+
+    store = PostgresStore("postgresql+psycopg://llmnb@db.internal/llmnb")
+    t = UsageTracker(store=store)
+    t.record(1200, 300, model="gpt-4o", provider="openai")   # in t at once, in the DB soon
+    store.flush()                            # True once every row so far is committed
+    store.summary(by="user", since="7d")     # the whole team's spend, per person
+
+Or in ``config/settings.yaml``: ``usage: {store: "postgresql+psycopg://…"}`` — the
+default tracker, the dashboards and ``llmnb usage`` then read and write it.
+
+How it behaves (as :class:`~llmnb.usage.sqlite_store.SQLiteStore` does):
+
+- **Off the hot path.** ``append_one`` adds the row to an in-memory view and a queue; a
+  daemon thread inserts the queue through SQLAlchemy (one transaction per batch, rows
+  sent as multi-row ``INSERT … VALUES``). Rows still queued at exit are written by an
+  ``atexit`` hook.
+- **Team columns.** Each row also carries ``user_name``, ``host`` and ``notebook`` (the
+  writing process's; a row's ``tags`` may override them with ``user``/``host``/
+  ``notebook`` keys). :meth:`team_dataframe` and :meth:`summary` read every member's rows.
+- **Schema.** Created on first use and migrated by version: ``llmnb_schema_version``
+  holds ``('usage', N)``; migrations run under a PostgreSQL advisory lock, so kernels
+  starting together do not race. A database written by a newer llmnb is left alone.
+- **Nothing is lost, nothing crashes.** When the server is unreachable the rows stay
+  queued (and in this session's view) and are retried with back-off; one
+  :class:`~llmnb.usage.UsageStoreWarning` says so. Recording never raises.
+- **History.** The first read loads earlier rows of this user (``history="user"``, the
+  default), of everyone (``"all"``) or none (``"none"``), so dashboards survive a restart.
+
+Passwords in the URL never appear in a repr, a warning or :meth:`describe`; prefer
+``PGPASSWORD`` / ``~/.pgpass``, which libpq reads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import threading
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmnb.usage.postgres_schema import (
+    SCHEMA_VERSION,
+    SQL_TEAM,
+    TABLE,
+    Incompatible,
+    migrate,
+    table,
+)
+from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
+from llmnb.usage.stores import UsageStoreError, UsageStoreWarning
+from llmnb.usage.team import TEAM_COLUMNS, identity, summarize_team
+from llmnb.usage.tracker import MemoryStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy as sa
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TEAM_COLUMNS",
+    "PostgresStore",
+    "identity",
+    "is_postgres_url",
+    "summarize_team",
+]
+
+log = logging.getLogger("llmnb.usage")
+
+_TIME = COLUMNS.index("time")
+_TAGS = COLUMNS.index("tags")
+_INT_IDX = tuple(COLUMNS.index(c) for c in INT_COLUMNS)
+_FLOAT_IDX = tuple(COLUMNS.index(c) for c in FLOAT_COLUMNS)
+_CACHED = COLUMNS.index("cached")
+
+
+def is_postgres_url(spec: str) -> bool:
+    """True for ``postgresql://…``, ``postgresql+psycopg://…`` and ``postgres://…``."""
+    head = spec.strip().lower().partition("://")[0]
+    return head in ("postgres", "postgresql") or head.startswith("postgresql+")
+
+
+def _driver_url(spec: str) -> str:
+    # llmnb talks to PostgreSQL through psycopg 3; a bare scheme would make SQLAlchemy
+    # look for psycopg2.
+    scheme, sep, rest = spec.strip().partition("://")
+    if scheme.lower() in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return f"{scheme}{sep}{rest}"
+
+
+class _Flush:
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class PostgresStore:
+    """Usage rows in PostgreSQL; reads of this session are served from memory.
+
+    ``url`` is a SQLAlchemy URL (``postgresql+psycopg://user@host/db``; a bare
+    ``postgresql://`` means psycopg too). ``history``: ``"user"``, ``"all"`` or ``"none"``.
+    ``who`` overrides :func:`identity` (tests, service accounts).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_rows: int = 500,
+        flush_interval: float = 0.2,
+        history: str = "user",
+        who: dict[str, str | None] | None = None,
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        from sqlalchemy.engine import make_url
+
+        if history not in ("user", "all", "none"):
+            raise ValueError(f"history must be 'user', 'all' or 'none', got {history!r}")
+        try:
+            self._url = make_url(_driver_url(url))
+        except Exception as exc:
+            raise ValueError(
+                f"{_hidden(url)!r} is not a database URL: use "
+                "'postgresql+psycopg://user@host:5432/database'"
+            ) from exc
+        self._shown = self._url.render_as_string(hide_password=True)
+        self._batch_rows = max(1, int(batch_rows))
+        self._interval = max(0.0, float(flush_interval))
+        self._history = history
+        self._who = dict(who) if who is not None else None
+        self._engine_options = dict(engine_options or {})
+        self._engine: sa.Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._ready = False  # schema checked / migrated by this store
+        self._boundary: int | None = None  # last row id that counts as history
+        self._view = MemoryStore()
+        self._history_pending = history != "none"
+        self._history_rows = 0
+        self._status = "idle"  # idle / ok / unavailable / failed
+        self._problem: str | None = None
+        self._written = 0
+        self._inflight = 0
+        self._reset_threading()
+        _live.add(self)
+
+    def _reset_threading(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._kick = threading.Event()
+        self._urgent = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._closing = False
+
+    # -- the store protocol ---------------------------------------------------------------
+
+    def append_one(self, record: UsageRecord) -> None:
+        """Add one row: to memory now, to the database in the background."""
+        self._view.append_one(record)
+        q = self._queue
+        q.append(record)
+        if len(q) == 1:
+            self._wake()
+        elif len(q) >= self._batch_rows and not self._urgent.is_set():
+            self._urgent.set()
+
+    def append(self, records: list[UsageRecord]) -> None:
+        for record in records:
+            self.append_one(record)
+
+    def load(self) -> list[UsageRecord]:
+        self._merge_history()
+        return self._view.load()
+
+    def columns(self) -> tuple[int, list[Any]]:
+        self._merge_history()
+        return self._view.columns()
+
+    def clear(self) -> None:
+        """Empty this session's view; the table keeps its rows (the team shares it)."""
+        self._view = MemoryStore()
+        self._history_pending = False
+
+    def __len__(self) -> int:
+        self._merge_history()
+        return len(self._view)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return self._shown
+
+    @property
+    def status(self) -> str:
+        """``idle``, ``ok``, ``unavailable`` (retrying) or ``failed``."""
+        return self._status
+
+    @property
+    def problem(self) -> str | None:
+        return self._problem
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded but not yet committed."""
+        return sum(1 for item in tuple(self._queue) if type(item) is not _Flush) + self._inflight
+
+    @property
+    def written(self) -> int:
+        """Rows this store has committed."""
+        return self._written
+
+    @property
+    def history_rows(self) -> int:
+        return self._history_rows
+
+    def describe(self) -> str:
+        """One line for dashboards and ``llmnb doctor``."""
+        if self._status in ("failed", "unavailable"):
+            return f"⚠ {self._problem}"
+        more = f", {self._history_rows:,} rows from earlier sessions" if self._history_rows else ""
+        return f"PostgreSQL {self._shown}{more}"
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self._shown!r} status={self._status} rows={len(self._view)}>"
+
+    # -- flushing -------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Commit every row queued so far; True when they are all in the database."""
+        if self._status == "failed":
+            return False
+        if not self._queue and not self._thread_alive():
+            return True
+        marker = _Flush()
+        self._queue.append(marker)
+        self._urgent.set()
+        self._wake()
+        return marker.done.wait(timeout) and marker.ok
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Write what is queued, stop the writer and the connections; True if nothing is
+        left unwritten. The store stays usable (a later row starts a new writer)."""
+        ok = self.flush(timeout)
+        self._closing = True
+        self._kick.set()
+        self._urgent.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            thread.join(timeout)
+        left = self.pending
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+        if left:
+            warnings.warn(
+                f"llmnb: {left} usage rows could not be written to {self._shown} "
+                f"({self._problem or 'the writer did not finish in time'}); they were in "
+                "this session's tracker only.",
+                UsageStoreWarning,
+                stacklevel=2,
+            )
+        return ok and not left
+
+    # -- team views -----------------------------------------------------------------------
+
+    def team_dataframe(self, since: str | _dt.datetime | None = None) -> pd.DataFrame:
+        """Every member's rows (the usage columns plus ``user``, ``host``, ``notebook``).
+
+        ``since`` is a window such as ``"24h"``, ``"7d"``, ``"today"`` or a datetime.
+        Raises :class:`UsageStoreError` when the database cannot be read.
+        """
+        import pandas as pd
+
+        from llmnb.usage.report import parse_since, records_to_dataframe
+
+        start = since if isinstance(since, _dt.datetime) else parse_since(since)
+        rows = self._select(start=start)
+        df = records_to_dataframe(_from_row(r) for r in rows)
+        n = len(COLUMNS)
+        for i, name in enumerate(TEAM_COLUMNS):
+            df[name] = pd.Series([r[n + i] for r in rows], dtype="category")
+        return df
+
+    def summary(
+        self,
+        by: str | Sequence[str] = "user",
+        since: str | _dt.datetime | None = None,
+    ) -> pd.DataFrame:
+        """The team's calls, tokens and cost per ``by`` group (``"user"``, ``"host"``,
+        ``"notebook"`` or any usage column), costliest first.
+
+        Example::
+
+            store.summary(by=["user", "model"], since="30d")
+        """
+        return summarize_team(self.team_dataframe(since), by)
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _thread_alive(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive() and self._pid == os.getpid()
+
+    def _wake(self) -> None:
+        if not self._thread_alive():
+            with self._lock:
+                if not self._thread_alive():
+                    self._closing = False
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(
+                        target=self._run, name="llmnb-usage-writer:postgres", daemon=True
+                    )
+                    self._thread.start()
+        self._kick.set()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            self._kick.wait(backoff or None)
+            if not self._closing and not self._urgent.is_set() and self._interval:
+                self._urgent.wait(self._interval)  # let the batch fill
+            self._kick.clear()
+            self._urgent.clear()
+            closing = self._closing
+            rows, markers = self._drain()
+            self._inflight = len(rows)
+            written = True
+            if rows and self._status != "failed":
+                written = self._write(rows)
+            if written or self._status == "failed":
+                backoff = 0.0
+                rows = []  # written, or kept in the view only (the database is unusable)
+            else:
+                backoff = min(max(backoff * 2, 0.25), 5.0)
+            for marker in markers:
+                marker.ok = not rows and self._status in ("ok", "idle")
+                marker.done.set()
+            if rows:
+                self._queue.extendleft(reversed(rows))  # retried after the back-off
+            self._inflight = 0
+            if closing and (not self._queue or not written):
+                return
+
+    def _drain(self) -> tuple[list[Any], list[_Flush]]:
+        rows: list[Any] = []
+        markers: list[_Flush] = []
+        q = self._queue
+        while q:
+            item = q.popleft()
+            (markers if type(item) is _Flush else rows).append(item)
+        return rows, markers
+
+    def _write(self, rows: list[Any]) -> bool:
+        from sqlalchemy import exc as sa_exc
+
+        try:
+            engine = self._connect()
+            who = self._who if self._who is not None else identity()  # once per batch
+            params = [self._params(r, who) for r in rows]
+            with engine.begin() as conn:
+                for start in range(0, len(params), self._batch_rows):
+                    conn.execute(table().insert(), params[start : start + self._batch_rows])
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+            self._unavailable(exc, len(rows))
+            return False
+        except (sa_exc.SQLAlchemyError, Incompatible, ValueError, TypeError) as exc:
+            self._fail(exc)
+            return False
+        if self._status != "ok" and self._status != "idle":
+            log.warning("llmnb: usage database %s is reachable again", self._shown)
+        self._written += len(rows)
+        self._status, self._problem = "ok", None
+        return True
+
+    def _params(self, rec: Any, who: dict[str, str | None]) -> dict[str, Any]:
+        values = list(rec)
+        out: dict[str, Any] = {}
+        for i, name in enumerate(COLUMNS):
+            v = values[i]
+            if i in _FLOAT_IDX:
+                v = _number(v, float)
+                v = None if v is None or v != v else v  # NaN → NULL: SUM() skips it
+            elif i in _INT_IDX:
+                v = _number(v, int)
+            elif v is not None and not isinstance(v, (str, bool)):
+                v = str(v)  # an odd object as a model name must not lose the row
+            out[name] = v
+        out["time"] = _dt.datetime.fromtimestamp(float(values[_TIME]), _dt.timezone.utc)
+        out["cached"] = bool(values[_CACHED])
+        tags = values[_TAGS]
+        out["tags"] = None if tags is None else json.loads(json.dumps(tags, default=str))
+        for name, column in SQL_TEAM.items():
+            given = tags.get(name) if isinstance(tags, dict) else None
+            out[column] = str(given) if given is not None else who.get(name)
+        return out
+
+    # -- connection and schema ------------------------------------------------------------
+
+    def _engine_or_new(self) -> sa.Engine:
+        with self._engine_lock:  # the writer thread and a reader may both get here first
+            return self._engine or self._new_engine()
+
+    def _new_engine(self) -> sa.Engine:
+        if self._engine is None:
+            import sqlalchemy as sa
+
+            options: dict[str, Any] = {
+                "pool_pre_ping": True,
+                "pool_size": 2,
+                "max_overflow": 2,
+                "connect_args": {"connect_timeout": 5},
+            }
+            options.update(self._engine_options)
+            self._engine = sa.create_engine(self._url, **options)
+        return self._engine
+
+    def _connect(self) -> sa.Engine:
+        engine = self._engine_or_new()
+        if not self._ready:
+            with engine.begin() as conn:
+                migrate(conn)
+            self._claim_boundary(engine)
+            self._ready = True
+        return engine
+
+    def _claim_boundary(self, engine: sa.Engine) -> int:
+        # The first touch fixes which rows are "history": those already there. This
+        # store's own rows get larger ids.
+        import sqlalchemy as sa
+
+        with self._lock:
+            if self._boundary is None:
+                with engine.connect() as conn:
+                    found = conn.execute(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {TABLE}"))
+                    self._boundary = int(found.scalar_one())
+            return self._boundary
+
+    def _select(self, start: _dt.datetime | None = None, **where: Any) -> list[Any]:
+        import sqlalchemy as sa
+        from sqlalchemy import exc as sa_exc
+
+        t = table()
+        query = sa.select(
+            *(t.c[c] for c in COLUMNS), *(t.c[SQL_TEAM[c]] for c in TEAM_COLUMNS)
+        ).order_by(t.c.id)
+        if start is not None:
+            query = query.where(t.c.time >= start)
+        if "max_id" in where:
+            query = query.where(t.c.id <= where["max_id"])
+        if where.get("user") is not None:
+            query = query.where(t.c.user_name == where["user"])
+        try:
+            engine = self._connect()
+            with engine.connect() as conn:
+                return list(conn.execute(query))
+        except (sa_exc.SQLAlchemyError, Incompatible, OSError) as exc:
+            raise UsageStoreError(_failure_message(self._shown, exc)) from None
+
+    def _merge_history(self) -> None:
+        # Reads run under the tracker's lock: while the server is known to be away, do not
+        # try again here (the writer finds out when it is back), so recording never waits.
+        if not self._history_pending or self._status in ("failed", "unavailable"):
+            return
+        try:
+            engine = self._connect()
+            boundary = self._claim_boundary(engine)
+            me = (self._who or identity()).get("user") if self._history == "user" else None
+            rows = self._select(max_id=boundary, user=me)
+        except Exception as exc:  # never break a dashboard: try again at the next read
+            from sqlalchemy import exc as sa_exc
+
+            cause = exc.__cause__ or exc.__context__ or exc
+            if isinstance(cause, (sa_exc.OperationalError, sa_exc.InterfaceError, OSError)):
+                self._unavailable(cause, self.pending)
+            log.debug("llmnb: usage history not loaded from %s: %s", self._shown, exc)
+            return
+        merged = MemoryStore()
+        merged.append([_from_row(r) for r in rows])
+        merged.append(self._view.load())
+        self._view = merged
+        self._history_rows = len(rows)
+        self._history_pending = False
+
+    def _unavailable(self, exc: BaseException, n: int) -> None:
+        first = self._status != "unavailable"
+        self._status = "unavailable"
+        self._problem = (
+            f"the usage database {self._shown} is unreachable ({_brief(exc)}); {n} usage "
+            "rows are kept in memory and written once it is back"
+        )
+        if first:
+            warnings.warn(f"llmnb: {self._problem}.", UsageStoreWarning, stacklevel=2)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._status == "failed":
+            return
+        self._status = "failed"
+        self._problem = _failure_message(self._shown, exc)
+        warnings.warn(f"llmnb: {self._problem}", UsageStoreWarning, stacklevel=2)
+
+    def _forked(self) -> None:
+        # A forked child must not use the parent's connections; it makes its own.
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+            self._engine = None
+        self._reset_threading()
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+_NAN = math.nan
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _from_row(row: Any) -> UsageRecord:
+    values = list(row[: len(COLUMNS)])
+    when = values[_TIME]
+    values[_TIME] = when.timestamp() if isinstance(when, _dt.datetime) else float(when)
+    for i in _FLOAT_IDX:
+        if values[i] is None:
+            values[i] = _NAN
+    values[_CACHED] = bool(values[_CACHED])
+    return UsageRecord._make(values)
+
+
+def _hidden(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}{sep}{creds}{at}{host}" if sep else url
+
+
+def _brief(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return f"{type(orig).__name__}: {text}"
+
+
+def _failure_message(shown: str, exc: BaseException) -> str:
+    if isinstance(exc, Incompatible):
+        fix = "it was set up by a newer llmnb: upgrade llmnb, or point usage.store elsewhere"
+    else:
+        fix = (
+            "check the URL in usage.store (or $LLMNB_USAGE_STORE), that the database exists "
+            "and that this user may create tables in it"
+        )
+    return (
+        f"cannot use the usage database {shown} ({_brief(exc)}); usage rows are kept in "
+        f"memory for this session only. To fix: {fix}."
+    )
+
+
+# -- process exit and fork ------------------------------------------------------------------
+
+_live: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def _close_all(timeout: float = 10.0) -> None:
+    for store in list(_live):
+        if store._queue or store._inflight:
+            store.close(timeout)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live):
+        store._forked()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

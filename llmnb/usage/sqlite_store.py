@@ -1,0 +1,469 @@
+"""SQLiteStore: usage rows kept in a SQLite file, written by a background thread.
+
+Example::
+
+    from llmnb.usage import UsageTracker
+    from llmnb.usage.sqlite_store import SQLiteStore
+
+    t = UsageTracker(store=SQLiteStore(".llmnb/usage.db"))
+    t.record(1200, 300, model="gpt-4o", provider="openai")  # in t at once, on disk soon
+    t.store.flush()          # True once every row so far is on disk
+    t.to_dataframe()         # earlier sessions' rows (history) + this session's
+
+How it behaves:
+
+- **Off the hot path.** ``append_one`` adds the row to an in-memory view (a
+  :class:`~llmnb.usage.MemoryStore`) and to a queue; a daemon thread writes the queue
+  in one transaction per batch (``batch_rows`` rows, or ``flush_interval`` seconds after
+  the first queued row). Rows left at exit are written by an ``atexit`` hook (and by a
+  ``multiprocessing`` finalizer in worker processes, which skip ``atexit``).
+- **Several kernels at once.** WAL journal, ``BEGIN IMMEDIATE`` transactions,
+  ``busy_timeout``, and retries with back-off while another process holds the lock.
+- **History.** The first read loads the rows that were in the file when this store first
+  touched it (the rows of earlier kernels), so dashboards survive a restart; this
+  session's rows come from memory. Rows other kernels write later are not merged in
+  (``llmnb usage`` reads the whole file).
+- **Nothing is lost, nothing crashes.** A locked, unreadable or damaged file gives one
+  :class:`UsageStoreWarning` naming the file and what to do; the rows stay in the
+  in-memory view (and, while the file is only locked, are written once it is free).
+  Recording never raises because of the database.
+
+``clear()`` empties the in-memory view only: the file is shared with other kernels, so
+deleting history is left to the user (delete the file).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sqlite3
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from llmnb.usage._sqlite import (
+    SCHEMA_VERSION,
+    SELECT,
+    TAGS,
+    Incompatible,
+    connect,
+    failure_message,
+    from_row,
+    insert,
+    is_busy,
+    read_usage,
+    shown,
+    tags_json,
+    to_row,
+)
+from llmnb.usage.record import UsageRecord
+from llmnb.usage.stores import UsageStoreWarning
+from llmnb.usage.tracker import MemoryStore
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "read_usage"]
+
+
+class _Flush:
+    """A marker in the queue: set ``done`` once every row queued before it was tried."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class SQLiteStore:
+    """Usage rows in a SQLite file; reads are served from memory. See the module docs.
+
+    ``busy_timeout`` is how long one write waits for another process's lock (seconds);
+    ``history=False`` skips loading earlier sessions' rows.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_rows: int = 512,
+        flush_interval: float = 0.2,
+        busy_timeout: float = 5.0,
+        history: bool = True,
+    ) -> None:
+        self._path = Path(path).expanduser().absolute()
+        self._batch_rows = max(1, int(batch_rows))
+        self._interval = max(0.0, float(flush_interval))
+        self._busy = max(0.0, float(busy_timeout))
+        self._view = MemoryStore()
+        self._history_pending = bool(history)
+        self._history_rows = 0
+        self._boundary: int | None = None  # last row id that counts as history
+        self._status = "idle"  # idle / ok / locked / failed
+        self._problem: str | None = None
+        self._written = 0
+        self._inflight = 0  # rows the writer has taken from the queue and not yet written
+        self._conn: sqlite3.Connection | None = None  # the writer thread's
+        self._reset_threading()
+        _live.add(self)
+
+    def _reset_threading(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._kick = threading.Event()  # something is queued
+        self._urgent = threading.Event()  # a batch is full, or flush()/close() waits
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._closing = False
+
+    # -- the store protocol (called under the tracker's lock) -------------------------
+
+    def append_one(self, record: UsageRecord) -> None:
+        """Add one row: to memory now, to the file in the background."""
+        self._view.append_one(record)
+        q = self._queue
+        if q:
+            q.append(record)
+            if len(q) >= self._batch_rows and not self._urgent.is_set():
+                self._urgent.set()
+        else:
+            q.append(record)
+            self._wake()  # once per batch: the writer sleeps while the queue is empty
+
+    def append(self, records: list[UsageRecord]) -> None:
+        for record in records:
+            self.append_one(record)
+
+    def load(self) -> list[UsageRecord]:
+        self._merge_history()
+        return self._view.load()
+
+    def columns(self) -> tuple[int, list[Any]]:
+        """``(n, columns)`` like :meth:`MemoryStore.columns`, history included."""
+        self._merge_history()
+        return self._view.columns()
+
+    def clear(self) -> None:
+        """Empty the in-memory view; the file keeps its rows (other kernels share it)."""
+        self._view = MemoryStore()
+        self._history_pending = False
+
+    def __len__(self) -> int:
+        self._merge_history()
+        return len(self._view)
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def status(self) -> str:
+        """``idle`` (nothing written yet), ``ok``, ``locked`` (retrying) or ``failed``."""
+        return self._status
+
+    @property
+    def problem(self) -> str | None:
+        """What went wrong with the file, and what to do; None when all is well."""
+        return self._problem
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded but not yet on disk (queued, or waiting for a lock)."""
+        queued = sum(1 for item in tuple(self._queue) if type(item) is not _Flush)
+        return queued + self._inflight
+
+    @property
+    def history_rows(self) -> int:
+        """Rows loaded from the file at the first read (earlier sessions)."""
+        return self._history_rows
+
+    def describe(self) -> str:
+        """One line for dashboards and ``llmnb doctor``."""
+        where = shown(self._path)
+        if self._status == "failed":
+            return f"⚠ {self._problem}"
+        if self._status == "locked":
+            return f"⚠ SQLite {where} is locked by another process; rows wait in memory"
+        if self._history_rows:
+            return f"SQLite {where}, {self._history_rows:,} rows from earlier sessions"
+        return f"SQLite {where}"
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {str(self._path)!r} status={self._status} rows={len(self._view)}>"
+
+    # -- flushing ----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Write every row queued so far now; True when they are all on disk.
+
+        False when the file is locked (the rows stay queued and are retried), failed
+        (the rows stay in memory only), or ``timeout`` seconds passed first.
+        """
+        if self._status == "failed":
+            return False
+        if not self._queue and not self._thread_alive():
+            return True
+        marker = _Flush()
+        self._queue.append(marker)
+        self._urgent.set()
+        self._wake()
+        return marker.done.wait(timeout) and marker.ok
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Write what is queued and stop the writer; True when nothing is left unwritten.
+
+        The store stays usable: a later row starts a new writer.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return not self.pending or self._status == "failed"
+        self._closing = True
+        self._urgent.set()
+        self._kick.set()
+        thread.join(timeout)
+        left = self.pending
+        if left and self._status != "failed":
+            warnings.warn(
+                f"llmnb: {left} usage rows could not be written to {self._path} before "
+                f"closing ({self._problem or 'the writer did not finish in time'}); they "
+                "were in this session's tracker only.",
+                UsageStoreWarning,
+                stacklevel=2,
+            )
+        return not left
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _thread_alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._pid == os.getpid()
+
+    def _wake(self) -> None:
+        if not self._thread_alive():
+            with self._lock:
+                if not self._thread_alive():
+                    self._closing = False
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"llmnb-usage-writer:{self._path.name}", daemon=True
+                    )
+                    self._thread.start()
+                    _register_exit_hooks()
+        self._kick.set()
+
+    def _run(self) -> None:
+        rows: list[tuple[Any, ...]] = []  # converted, not yet committed
+        markers: list[_Flush] = []
+        backoff = 0.0
+        while True:
+            # Sleep until rows arrive (or, after a lock, until it is time to retry) …
+            self._kick.wait(backoff or None)
+            # … then give the batch flush_interval to fill, unless someone is waiting.
+            if not self._closing and not self._urgent.is_set() and self._interval:
+                self._urgent.wait(self._interval)
+            self._kick.clear()
+            self._urgent.clear()
+            closing = self._closing
+            self._drain(rows, markers)
+            self._inflight = len(rows)
+            if rows and self._status != "failed":
+                if self._write(rows):
+                    rows.clear()
+                    backoff = 0.0
+                else:
+                    backoff = min(max(backoff * 2, 0.1), 5.0)
+            if self._status == "failed":
+                rows.clear()  # they are in the in-memory view; the file is unusable
+            for marker in markers:
+                marker.ok = not rows and self._status in ("ok", "idle")
+                marker.done.set()
+            markers.clear()
+            if rows:
+                # Back to the queue's front: visible to `pending`, retried after backoff.
+                self._queue.extendleft(_Unwritten(r) for r in reversed(rows))
+                rows.clear()
+            self._inflight = 0
+            if closing and not self._queue:
+                break
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _drain(self, rows: list[tuple[Any, ...]], markers: list[_Flush]) -> None:
+        q = self._queue
+        while True:
+            try:
+                item = q.popleft()
+            except IndexError:
+                return
+            kind = type(item)
+            if kind is _Flush:
+                markers.append(item)
+            elif kind is _Unwritten:
+                rows.append(item.row)
+            elif item[TAGS] is None:
+                # A record binds as it is (bool → 0/1, NaN → NULL): no per-row Python
+                # work here keeps the writer from competing with the recording thread.
+                rows.append(item)
+            else:
+                rows.append((*item[:TAGS], tags_json(item[TAGS])))
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> bool:
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                try:
+                    insert(conn, rows)
+                except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError):
+                    # An odd value (a numpy int, an object as model name): convert all.
+                    conn.execute("ROLLBACK")
+                    rows[:] = map(to_row, rows)
+                    conn.execute("BEGIN IMMEDIATE")
+                    insert(conn, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError, Incompatible) as exc:
+            if is_busy(exc):
+                self._set_locked(len(rows))
+            else:
+                self._fail(exc)
+            if self._conn is not None and self._status == "failed":
+                self._conn.close()
+                self._conn = None
+            return False
+        self._written += len(rows)
+        self._status, self._problem = "ok", None
+        return True
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = connect(self._path, self._busy)
+            try:
+                self._claim_boundary(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _claim_boundary(self, conn: sqlite3.Connection) -> int:
+        # The first to touch the file (writer or history reader) fixes which rows are
+        # "history": those already there. Our own rows get larger ids.
+        with self._lock:
+            if self._boundary is None:
+                row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()
+                self._boundary = int(row[0])
+            return self._boundary
+
+    def _set_locked(self, n: int) -> None:
+        first = self._status != "locked"
+        self._status = "locked"
+        self._problem = (
+            f"the usage database {self._path} is locked by another process (waited "
+            f"{self._busy:g} s); {n} usage rows are kept in memory and written once it is free"
+        )
+        if first:
+            warnings.warn(
+                f"llmnb: {self._problem}. If this lasts, close the program holding the file.",
+                UsageStoreWarning,
+                stacklevel=2,
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._status == "failed":
+                return
+            self._status = "failed"
+            self._problem = failure_message(self._path, exc)
+        warnings.warn(f"llmnb: {self._problem}", UsageStoreWarning, stacklevel=2)
+
+    # -- history -----------------------------------------------------------------------
+
+    def _merge_history(self) -> None:
+        if not self._history_pending:
+            return
+        if self._status == "failed":
+            self._history_pending = False
+            return
+        try:
+            conn = connect(self._path, min(self._busy, 2.0))
+            try:
+                boundary = self._claim_boundary(conn)
+                cursor = conn.execute(f"{SELECT} WHERE id <= ? ORDER BY id", (boundary,))
+                history = list(map(from_row, cursor))
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError, Incompatible) as exc:
+            if is_busy(exc):
+                return  # try again at the next read; recording goes on meanwhile
+            self._fail(exc)
+            self._history_pending = False
+            return
+        merged = MemoryStore()
+        merged.append(history)
+        merged.append(self._view.load())
+        self._view = merged
+        self._history_rows = len(history)
+        self._history_pending = False
+
+    def _forked(self) -> None:
+        # In a forked child the writer thread does not exist and the parent's connection
+        # must not be used or closed here; the parent writes the rows it had queued.
+        if self._conn is not None:
+            _orphans.append(self._conn)
+            self._conn = None
+        self._reset_threading()
+
+
+class _Unwritten:
+    """A converted row put back in the queue after a failed (locked) write."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+
+
+# -- process exit and fork ---------------------------------------------------------------
+
+_live: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+_orphans: list[sqlite3.Connection] = []
+_hooks_pid: int | None = None
+
+
+def _close_all(timeout: float = 5.0) -> None:
+    """Write what every store still has queued; bounded, silent unless rows are left."""
+    deadline = time.monotonic() + timeout
+    for store in list(_live):
+        store.close(max(0.0, deadline - time.monotonic()))
+
+
+def _register_exit_hooks() -> None:
+    global _hooks_pid
+    if _hooks_pid == os.getpid():
+        return
+    _hooks_pid = os.getpid()
+    # multiprocessing workers leave through os._exit(), skipping atexit; its own exit
+    # function runs finalizers, so register there too when it is in use.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _close_all, exitpriority=100)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live):
+        store._forked()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
