@@ -464,3 +464,21 @@ def test_connection_refused_is_a_network_error(write_settings, monkeypatch, trac
     )
     with pytest.raises(errors.NetworkError, match="cannot connect"):
         llmnb.create_llm_client_from_profile().generate("hi")
+
+
+def test_stream_answered_with_an_html_page_names_base_url(make_client, server, tracker):
+    server.script(Fault.html(status=200))
+    with pytest.raises(errors.ResponseFormatError, match=r"HTML page.*base_url"):
+        list(make_client().stream("hello"))
+    assert tracker.to_dataframe().iloc[0]["status"] == "ResponseFormatError"
+
+
+def test_async_stream_answered_with_an_html_page_names_base_url(make_client, server):
+    server.script(Fault.html(status=200))
+
+    async def run() -> None:
+        async for _ in make_client().astream("hello"):
+            pass
+
+    with pytest.raises(errors.ResponseFormatError, match="HTML page"):
+        asyncio.run(run())

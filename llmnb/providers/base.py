@@ -329,6 +329,7 @@ class HTTPProvider(Provider):
             ) as r:
                 if r.status_code >= 400:
                     raise self._error(r.status_code, r.headers, r.read(), call)
+                self._check_stream_type(r.headers, call)
                 decoder = SSEDecoder()
                 for text in r.iter_text():
                     chunks, done = self._drain(decoder.feed(text), request)
@@ -389,6 +390,7 @@ class HTTPProvider(Provider):
             ) as r:
                 if r.status_code >= 400:
                     raise self._error(r.status_code, r.headers, await r.aread(), call)
+                self._check_stream_type(r.headers, call)
                 decoder = SSEDecoder()
                 async for text in r.aiter_text():
                     chunks, done = self._drain(decoder.feed(text), request)
@@ -404,6 +406,19 @@ class HTTPProvider(Provider):
             raise self._transport_error(exc, timeout) from exc
         if not done:
             self.stream_ended_early(request)
+
+    def _check_stream_type(self, headers: Mapping[str, str], call: HTTPCall) -> None:
+        """A 200 HTML page instead of an event stream is a wrong base_url or a proxy's
+        login page; reading it as SSE would end as a misleading "connection cut"."""
+        if "text/html" in headers.get("content-type", "").lower():
+            raise errors.ResponseFormatError(
+                "the server answered the stream with an HTML page instead of events; "
+                f"check base_url {self.base_url!r} (a proxy or login page answered).",
+                status=200,
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            )
 
     def _drain(self, events: list[SSEEvent], request: Request) -> tuple[list[Chunk], bool]:
         """Events → chunks, and whether the protocol's end marker was among them."""

@@ -1,0 +1,1 @@
+"""The fault soak (see ``_engine.py``); ``python -m tests.soak --help``."""
