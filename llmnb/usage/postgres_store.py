@@ -47,10 +47,10 @@ import os
 import threading
 import warnings
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmnb.usage._queued import Flush, QueuedStore
 from llmnb.usage.postgres_schema import (
     SCHEMA_VERSION,
     SQL_TEAM,
@@ -101,15 +101,7 @@ def _driver_url(spec: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-class _Flush:
-    __slots__ = ("done", "ok")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-
-
-class PostgresStore:
+class PostgresStore(QueuedStore):
     """Usage rows in PostgreSQL; reads of this session are served from memory.
 
     ``url`` is a SQLAlchemy URL (``postgresql+psycopg://user@host/db``; a bare
@@ -158,47 +150,7 @@ class PostgresStore:
         self._reset_threading()
         _live.add(self)
 
-    def _reset_threading(self) -> None:
-        self._queue: deque[Any] = deque()
-        self._kick = threading.Event()
-        self._urgent = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._closing = False
-
     # -- the store protocol ---------------------------------------------------------------
-
-    def append_one(self, record: UsageRecord) -> None:
-        """Add one row: to memory now, to the database in the background."""
-        self._view.append_one(record)
-        q = self._queue
-        q.append(record)
-        if len(q) == 1:
-            self._wake()
-        elif len(q) >= self._batch_rows and not self._urgent.is_set():
-            self._urgent.set()
-
-    def append(self, records: list[UsageRecord]) -> None:
-        for record in records:
-            self.append_one(record)
-
-    def load(self) -> list[UsageRecord]:
-        self._merge_history()
-        return self._view.load()
-
-    def columns(self) -> tuple[int, list[Any]]:
-        self._merge_history()
-        return self._view.columns()
-
-    def clear(self) -> None:
-        """Empty this session's view; the table keeps its rows (the team shares it)."""
-        self._view = MemoryStore()
-        self._history_pending = False
-
-    def __len__(self) -> int:
-        self._merge_history()
-        return len(self._view)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -208,27 +160,9 @@ class PostgresStore:
         return self._shown
 
     @property
-    def status(self) -> str:
-        """``idle``, ``ok``, ``unavailable`` (retrying) or ``failed``."""
-        return self._status
-
-    @property
-    def problem(self) -> str | None:
-        return self._problem
-
-    @property
-    def pending(self) -> int:
-        """Rows recorded but not yet committed."""
-        return sum(1 for item in tuple(self._queue) if type(item) is not _Flush) + self._inflight
-
-    @property
     def written(self) -> int:
         """Rows this store has committed."""
         return self._written
-
-    @property
-    def history_rows(self) -> int:
-        return self._history_rows
 
     def describe(self) -> str:
         """One line for dashboards and ``llmnb doctor``."""
@@ -248,7 +182,7 @@ class PostgresStore:
             return False
         if not self._queue and not self._thread_alive():
             return True
-        marker = _Flush()
+        marker = Flush()
         self._queue.append(marker)
         self._urgent.set()
         self._wake()
@@ -314,10 +248,6 @@ class PostgresStore:
 
     # -- the writer thread ----------------------------------------------------------------
 
-    def _thread_alive(self) -> bool:
-        t = self._thread
-        return t is not None and t.is_alive() and self._pid == os.getpid()
-
     def _wake(self) -> None:
         if not self._thread_alive():
             with self._lock:
@@ -358,13 +288,13 @@ class PostgresStore:
             if closing and (not self._queue or not written):
                 return
 
-    def _drain(self) -> tuple[list[Any], list[_Flush]]:
+    def _drain(self) -> tuple[list[Any], list[Flush]]:
         rows: list[Any] = []
-        markers: list[_Flush] = []
+        markers: list[Flush] = []
         q = self._queue
         while q:
             item = q.popleft()
-            (markers if type(item) is _Flush else rows).append(item)
+            (markers if type(item) is Flush else rows).append(item)
         return rows, markers
 
     def _write(self, rows: list[Any]) -> bool:

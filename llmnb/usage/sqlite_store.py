@@ -42,10 +42,10 @@ import threading
 import time
 import warnings
 import weakref
-from collections import deque
 from pathlib import Path
 from typing import Any
 
+from llmnb.usage._queued import Flush, QueuedStore
 from llmnb.usage._sqlite import (
     SCHEMA_VERSION,
     SELECT,
@@ -61,24 +61,13 @@ from llmnb.usage._sqlite import (
     tags_json,
     to_row,
 )
-from llmnb.usage.record import UsageRecord
 from llmnb.usage.stores import UsageStoreWarning
 from llmnb.usage.tracker import MemoryStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "read_usage"]
 
 
-class _Flush:
-    """A marker in the queue: set ``done`` once every row queued before it was tried."""
-
-    __slots__ = ("done", "ok")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-
-
-class SQLiteStore:
+class SQLiteStore(QueuedStore):
     """Usage rows in a SQLite file; reads are served from memory. See the module docs.
 
     ``busy_timeout`` is how long one write waits for another process's lock (seconds);
@@ -110,77 +99,13 @@ class SQLiteStore:
         self._reset_threading()
         _live.add(self)
 
-    def _reset_threading(self) -> None:
-        self._queue: deque[Any] = deque()
-        self._kick = threading.Event()  # something is queued
-        self._urgent = threading.Event()  # a batch is full, or flush()/close() waits
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._closing = False
-
     # -- the store protocol (called under the tracker's lock) -------------------------
-
-    def append_one(self, record: UsageRecord) -> None:
-        """Add one row: to memory now, to the file in the background."""
-        self._view.append_one(record)
-        q = self._queue
-        if q:
-            q.append(record)
-            if len(q) >= self._batch_rows and not self._urgent.is_set():
-                self._urgent.set()
-        else:
-            q.append(record)
-            self._wake()  # once per batch: the writer sleeps while the queue is empty
-
-    def append(self, records: list[UsageRecord]) -> None:
-        for record in records:
-            self.append_one(record)
-
-    def load(self) -> list[UsageRecord]:
-        self._merge_history()
-        return self._view.load()
-
-    def columns(self) -> tuple[int, list[Any]]:
-        """``(n, columns)`` like :meth:`MemoryStore.columns`, history included."""
-        self._merge_history()
-        return self._view.columns()
-
-    def clear(self) -> None:
-        """Empty the in-memory view; the file keeps its rows (other kernels share it)."""
-        self._view = MemoryStore()
-        self._history_pending = False
-
-    def __len__(self) -> int:
-        self._merge_history()
-        return len(self._view)
 
     # -- state -------------------------------------------------------------------------
 
     @property
     def path(self) -> Path:
         return self._path
-
-    @property
-    def status(self) -> str:
-        """``idle`` (nothing written yet), ``ok``, ``locked`` (retrying) or ``failed``."""
-        return self._status
-
-    @property
-    def problem(self) -> str | None:
-        """What went wrong with the file, and what to do; None when all is well."""
-        return self._problem
-
-    @property
-    def pending(self) -> int:
-        """Rows recorded but not yet on disk (queued, or waiting for a lock)."""
-        queued = sum(1 for item in tuple(self._queue) if type(item) is not _Flush)
-        return queued + self._inflight
-
-    @property
-    def history_rows(self) -> int:
-        """Rows loaded from the file at the first read (earlier sessions)."""
-        return self._history_rows
 
     def describe(self) -> str:
         """One line for dashboards and ``llmnb doctor``."""
@@ -208,7 +133,7 @@ class SQLiteStore:
             return False
         if not self._queue and not self._thread_alive():
             return True
-        marker = _Flush()
+        marker = Flush()
         self._queue.append(marker)
         self._urgent.set()
         self._wake()
@@ -239,10 +164,6 @@ class SQLiteStore:
 
     # -- the writer thread --------------------------------------------------------------
 
-    def _thread_alive(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and self._pid == os.getpid()
-
     def _wake(self) -> None:
         if not self._thread_alive():
             with self._lock:
@@ -258,7 +179,7 @@ class SQLiteStore:
 
     def _run(self) -> None:
         rows: list[tuple[Any, ...]] = []  # converted, not yet committed
-        markers: list[_Flush] = []
+        markers: list[Flush] = []
         backoff = 0.0
         while True:
             # Sleep until rows arrive (or, after a lock, until it is time to retry) …
@@ -294,7 +215,7 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
 
-    def _drain(self, rows: list[tuple[Any, ...]], markers: list[_Flush]) -> None:
+    def _drain(self, rows: list[tuple[Any, ...]], markers: list[Flush]) -> None:
         q = self._queue
         while True:
             try:
@@ -302,7 +223,7 @@ class SQLiteStore:
             except IndexError:
                 return
             kind = type(item)
-            if kind is _Flush:
+            if kind is Flush:
                 markers.append(item)
             elif kind is _Unwritten:
                 rows.append(item.row)
