@@ -609,6 +609,46 @@ def test_concurrent_threads_lose_no_rows() -> None:
     ).all()
 
 
+def test_rows_recorded_while_reading_are_neither_lost_nor_doubled() -> None:
+    # MemoryStore appends without the tracker's lock; a flush (forced here by readers)
+    # must move out exactly the rows it counted. A tiny switch interval makes the threads
+    # interleave inside record(), flush and the readers as often as possible.
+    t = UsageTracker()
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def write(k: int) -> None:
+        for i in range(3000):
+            t.record(i, k, pricing=OVERRIDE, call_id=f"{k}-{i}")
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append(len(t.to_dataframe()))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        writers = [threading.Thread(target=write, args=(k,)) for k in range(6)]
+        for th in writers:
+            th.start()
+        for th in writers:
+            th.join()
+        stop.set()
+        reader.join()
+    finally:
+        sys.setswitchinterval(old)
+    df = t.to_dataframe()
+    assert len(df) == len(t) == 18000
+    assert df["call_id"].nunique() == 18000
+    assert (
+        df["call_id"] == df["completion_tokens"].astype(str) + "-" + df["prompt_tokens"].astype(str)
+    ).all()
+    assert seen == sorted(seen)  # a reader never sees rows vanish
+    assert len(seen) > 1
+
+
 # -- listeners ----------------------------------------------------------------------------
 
 

@@ -130,25 +130,43 @@ def price_for(
     """
     if pricing is not None:
         return _override_price(pricing)
+    return table_price(model, provider, base_url)[0]
+
+
+def table_price(
+    model: str | None, provider: str | None, base_url: str | None = None
+) -> tuple[Price | None, float]:
+    """``(price or None, monotonic time until which that answer holds)`` from genai-prices.
+
+    For callers that keep the answer themselves (the usage tracker's last-lookup memo);
+    :func:`clear_price_cache` also ends it: compare :func:`price_generation` before reuse.
+    """
     if not model:
-        return None
+        return None, _INF
     key = (provider, model, base_url)
     hit = _cache.get(key)
     if hit is not None and hit[1] > monotonic():
-        return hit[0]
+        return hit
     price, ttl = _lookup(model, provider, base_url)
-    _cache[key] = (price, monotonic() + ttl)
-    return price
+    hit = _cache[key] = (price, monotonic() + ttl)
+    return hit
+
+
+def price_generation() -> object:
+    """An object that changes whenever :func:`clear_price_cache` runs."""
+    return _generation[0]
 
 
 def clear_price_cache() -> None:
     """Forget cached lookups (e.g. after ``genai_prices.UpdatePrices`` fetched new data)."""
     _cache.clear()
+    _generation[0] = object()
 
 
 # (provider, model, base_url) -> (price or None, monotonic expiry). Plain dict: a race only
 # means a lookup is done twice.
 _cache: dict[tuple[str | None, str, str | None], tuple[Price | None, float]] = {}
+_generation: list[object] = [object()]
 
 
 def _override_price(pricing: Mapping[str, Any]) -> Price:

@@ -33,12 +33,13 @@ from array import array
 from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from itertools import islice
+from itertools import count, islice
 from random import getrandbits
+from time import monotonic as _monotonic
 from time import time as _now
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from llmnb.usage.pricing import cost_of, price_for
+from llmnb.usage.pricing import _generation, cost_of, price_for, table_price
 from llmnb.usage.record import CATEGORY_COLUMNS, COLUMNS, CodedColumn, UsageRecord
 
 if TYPE_CHECKING:
@@ -97,6 +98,11 @@ _UNKNOWN_TOKEN_FIELDS = tuple(
 Listener = Callable[[UsageRecord], object]
 
 _new_record = tuple.__new__
+_modules = sys.modules
+_INF = math.inf
+# Call ids of rows recorded without one: a random start, then counting — unique across
+# processes sharing a store, and cheaper than formatting random bits for every row.
+_next_call_id = map("{:016x}".format, count(getrandbits(63))).__next__
 _COST = COLUMNS.index("cost_usd")
 _CALL_ID = COLUMNS.index("call_id")
 
@@ -119,14 +125,20 @@ class MemoryStore:
     and for category columns ``array("i")`` codes. A DataFrame of a million rows then needs
     neither transposing nor string hashing (together most of a second), while an append
     stays a ``list.append``.
+
+    Appends need no lock (``concurrent_append``): the buffer is one list that is never
+    replaced, ``list.append`` is atomic, and a flush moves out only the rows it counted.
     """
 
     CHUNK = 1024
-    __slots__ = ("_cols", "_pending")
+    #: The tracker may call ``append_one`` without holding its lock.
+    concurrent_append = True
+    __slots__ = ("_cols", "_flush_lock", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[UsageRecord] = []
         self._cols: list[Any] = _empty_columns()
+        self._flush_lock = threading.Lock()
 
     def append(self, records: list[UsageRecord]) -> None:
         self._pending.extend(records)
@@ -155,19 +167,21 @@ class MemoryStore:
         """``(n, columns)`` in :data:`COLUMNS` order, for fast DataFrames. Category columns
         are :class:`CodedColumn` copies; the others are the live lists — they only grow,
         so read only their first ``n`` items."""
-        self._flush()
-        out: list[Any] = []
-        for col in self._cols:
-            if isinstance(col, _Coded):
-                out.append(CodedColumn(col.codes[:], list(col.categories)))
-            else:
-                out.append(col)
-        return len(self._cols[0]), out
+        with self._flush_lock:
+            self._flush_locked()
+            out: list[Any] = []
+            for col in self._cols:
+                if isinstance(col, _Coded):
+                    out.append(CodedColumn(col.codes[:], list(col.categories)))
+                else:
+                    out.append(col)
+            return len(self._cols[0]), out
 
     def clear(self) -> None:
-        # New objects rather than emptying: a reader holding the old lists stays valid.
-        self._cols = _empty_columns()
-        self._pending = []
+        with self._flush_lock:
+            # New columns rather than emptying: a reader holding the old lists stays valid.
+            self._cols = _empty_columns()
+            del self._pending[:]
 
     def __len__(self) -> int:
         return len(self._cols[0]) + len(self._pending)
@@ -176,12 +190,19 @@ class MemoryStore:
         return f"<MemoryStore {len(self)} rows>"
 
     def _flush(self) -> None:
+        with self._flush_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         pending = self._pending
-        if not pending:
+        n = len(pending)
+        if not n:
             return
+        # Rows appended from here on land after index n and stay for the next flush.
+        rows = pending[:n]
         # Encode everything first: a failure must not leave the columns misaligned.
         chunks: list[Any] = []
-        for col, values in zip(self._cols, zip(*pending, strict=True), strict=True):
+        for col, values in zip(self._cols, zip(*rows, strict=True), strict=True):
             if isinstance(col, _Coded):
                 try:
                     chunks.append(col.encode(values))
@@ -189,9 +210,9 @@ class MemoryStore:
                     chunks.append(col.encode(tuple(map(_hashable, values))))
             else:
                 chunks.append(values)
+        del pending[:n]
         for col, chunk in zip(self._cols, chunks, strict=True):
             (col.codes if isinstance(col, _Coded) else col).extend(chunk)
-        self._pending = []
 
 
 class _CodeOf(dict[Any, int]):
@@ -253,8 +274,12 @@ class UsageTracker:
             lambda rec: self._store.append([rec])
         )
         self._lock = threading.Lock()
+        self._lock_free = bool(append_one and getattr(self._store, "concurrent_append", False))
         self._listeners: tuple[Listener, ...] = ()
         self._failed_listeners: set[int] = set()
+        # (model, provider, base_url, price, price generation, valid until): record()'s
+        # last genai-prices lookup.
+        self._memo: tuple[Any, ...] = (None, None, None, None, None, -_INF)
 
     @property
     def session(self) -> str:
@@ -313,11 +338,38 @@ class UsageTracker:
         elif prompt_tokens is None or completion_tokens is None:
             cost, source = math.nan, "unknown"
         else:
-            price = price_for(model, provider, base_url, pricing)
+            # The last lookup, matched by identity: a client passes the same profile
+            # strings call after call, and this skips hashing a key (see _price_memo).
+            memo = self._memo
+            if (
+                memo[0] is model
+                and memo[1] is provider
+                and memo[2] is base_url
+                and pricing is None
+                and memo[4] is _generation[0]
+                and memo[5] > _monotonic()
+            ):
+                price = memo[3]
+            elif pricing is not None:
+                price = price_for(model, provider, base_url, pricing)
+            else:
+                generation = _generation[0]
+                price, until = table_price(model, provider, base_url)
+                self._memo = (model, provider, base_url, price, generation, until)
             if price is None:
                 cost, source = math.nan, "unknown"
             else:
-                cost = cost_of(price, prompt_tokens, completion_tokens, cached_tokens or 0)
+                if price.tiers:
+                    cost = cost_of(price, prompt_tokens, completion_tokens, cached_tokens or 0)
+                elif cached_tokens:
+                    cached_n = min(cached_tokens, prompt_tokens)
+                    cost = (
+                        (prompt_tokens - cached_n) * price.input
+                        + cached_n * price.cached_input
+                        + completion_tokens * price.output
+                    )
+                else:
+                    cost = prompt_tokens * price.input + completion_tokens * price.output
                 source = "estimate" if estimated else "price_table"
         if cost_source is not None:
             source = cost_source
@@ -328,7 +380,7 @@ class UsageTracker:
             t = time
         else:
             t = _epoch(time)
-        if cell is None and "IPython" in sys.modules:
+        if cell is None and "IPython" in _modules:
             cell = _notebook_cell()
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the cost.
         rec: UsageRecord = _new_record(
@@ -354,7 +406,7 @@ class UsageTracker:
                 ttft_s,
                 status,
                 error if error is None or type(error) is str else _error_text(error),
-                call_id or "%016x" % getrandbits(64),  # noqa: UP031 - fastest here
+                call_id or _next_call_id(),
                 attempt,
                 cached,
                 key_id,
@@ -362,13 +414,17 @@ class UsageTracker:
                 None if tags is None else _tags(tags),
             ),
         )
-        with self._lock:
+        if self._lock_free:
             self._append_one(rec)
-        for fn in self._listeners:
-            try:
-                fn(rec)
-            except Exception:
-                self._listener_failed(fn)
+        else:
+            with self._lock:
+                self._append_one(rec)
+        if self._listeners:
+            for fn in self._listeners:
+                try:
+                    fn(rec)
+                except Exception:
+                    self._listener_failed(fn)
         return rec
 
     def record_unknown(self, **fields: Any) -> UsageRecord:
