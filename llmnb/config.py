@@ -29,20 +29,25 @@ Where things come from:
 
 Environment variables are read at call time; both files are re-read when their
 ``(mtime_ns, size)`` changes, so ``%env`` or an edited ``.env`` takes effect in a running kernel.
+
+This module resolves profiles, models and parameters and keeps the session's choice; loading
+is in :mod:`llmnb._config_files`, keys in :mod:`llmnb._config_keys`, the schema in
+:mod:`llmnb._settings_models` — all re-exported here.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from llmnb import _env, _state
-from llmnb._settings_schema import (
+from llmnb import _state
+from llmnb._config_files import SETTINGS_VAR as SETTINGS_VAR
+from llmnb._config_files import find_settings_path, get_env, load_settings
+from llmnb._config_keys import require_api_key, resolve_api_keys
+from llmnb._settings_models import (
     AUTO,
     AgentConfig,
     LLMSection,
@@ -51,14 +56,12 @@ from llmnb._settings_schema import (
     RateLimits,
     Settings,
     UsageSection,
-    _param_ok,
     display_path,
-    parse_settings,
-    redact,
-    redact_mapping,
     suggest,
 )
-from llmnb.errors import ConfigError, MissingAPIKeyError, ProviderNotFoundError
+from llmnb._settings_redact import redact, redact_mapping
+from llmnb._settings_schema import _param_ok
+from llmnb.errors import ConfigError, ProviderNotFoundError
 
 __all__ = [
     "AgentConfig",
@@ -90,20 +93,7 @@ __all__ = [
     "validate_user_simulator_settings",
 ]
 
-SETTINGS_VAR = "LLMNB_SETTINGS"
 USER_SIMULATOR = "user_simulator"
-_DEFAULT_DATA: dict[str, Any] = {
-    "llm": {
-        "active_provider": "demo",
-        "providers": {"demo": {"type": "mock", "model": "mock-1"}},
-    }
-}
-_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-# absolute settings path -> (stamp, .env path, Settings); stat-only hits keep this cheap
-# enough to run on every client creation.
-_cache: dict[Path, tuple[_env.Stamp, Path | None, Settings]] = {}
-_default: tuple[Path | None, Settings] | None = None
 # The notebook session's choice (%llm use, the picker): one per kernel, hence globals.
 _session: tuple[str | None, str | None] = (None, None)
 _session_params: dict[str, Any] = {}
@@ -125,56 +115,6 @@ class Profile(dict[str, Any]):
         return f"Profile({redact_mapping(dict(self))!r})"
 
     __str__ = __repr__
-
-
-# -------------------------------------------------------------------- files and caching
-
-
-def find_settings_path() -> Path | None:
-    """``$LLMNB_SETTINGS`` > ``config/settings.yaml`` in cwd or its parents > None."""
-    explicit = os.environ.get(SETTINGS_VAR)
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"{SETTINGS_VAR} is set to {explicit!r}, but there is no such file. "
-                f"Fix the path, or unset {SETTINGS_VAR} to use config/settings.yaml."
-            )
-        return path
-    return _env.find_upwards("config/settings.yaml", Path.cwd())
-
-
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Validated settings; re-read only when the file's ``(mtime_ns, size)`` changed."""
-    global _default
-    found = find_settings_path() if path is None else Path(path)
-    env_path = _env.find_env_path(found)
-    if found is None:
-        if _default is None or _default[0] != env_path:
-            settings = Settings.model_validate(_DEFAULT_DATA)
-            settings._env_path = env_path
-            _default = (env_path, settings)
-        return _default[1]
-    key = found.absolute()
-    current = _env.stamp(key)
-    if current is None or not key.is_file():
-        raise ConfigError(f"Settings file {found} not found. Check the path.")
-    cached = _cache.get(key)
-    if cached is not None and cached[0] == current and cached[1] == env_path:
-        return cached[2]
-    settings = parse_settings(key)
-    settings._env_path = env_path
-    _cache[key] = (current, env_path, settings)
-    return settings
-
-
-def get_env(name: str) -> str | None:
-    """The environment variable ``name``, else its ``.env`` value, else None."""
-    value = os.environ.get(name)
-    if value is not None:
-        return value
-    env_path = _env.find_env_path(find_settings_path())
-    return _env.read_dotenv(env_path).get(name) if env_path else None
 
 
 # ------------------------------------------------------------------------ resolution
@@ -423,81 +363,3 @@ def clear_saved_default() -> None:
     path = state_path()
     if _state.read_state(path):
         _state.write_state(path, active_provider=None, model=None)
-
-
-# ------------------------------------------------------------------------------ keys
-
-
-def _expand(value: Any, missing: list[str]) -> str | None:
-    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    unresolved = [v for v in _VAR_REF.findall(text) if not get_env(v)]
-    if unresolved:
-        missing.extend(unresolved)
-        return None
-    return _VAR_REF.sub(lambda m: get_env(m.group(1)) or "", text).strip() or None
-
-
-def _split_pool(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def _find_keys(
-    profile: Mapping[str, Any], default_env: str | None
-) -> tuple[list[str], list[str], bool]:
-    """(keys, variables a user could set, whether those came from ${VAR} in the profile)."""
-    missing: list[str] = []
-    pool = profile.get("api_keys")
-    single = profile.get("api_key")
-    if pool or single:
-        items = _split_pool(pool) if isinstance(pool, str) else list(pool or [single])
-        found = [key for key in (_expand(item, missing) for item in items) if key]
-        return list(dict.fromkeys(found)), missing, True
-    var = profile.get("api_key_env") or default_env
-    if not var:
-        return [], [], False
-    keys = [v.strip()] if (v := get_env(var)) and v.strip() else []
-    pool_var = f"{var}S" if var.endswith("_KEY") else None
-    if pool_var:
-        keys += _split_pool(get_env(pool_var))
-    return list(dict.fromkeys(keys)), [var] + ([pool_var] if pool_var else []), False
-
-
-def resolve_api_keys(
-    profile_name: str, profile: Mapping[str, Any], default_env: str | None
-) -> list[str]:
-    """Keys for a profile: ``api_keys`` > ``api_key`` > ``$<api_key_env or default_env>``
-    plus the pool ``$<VAR>S=k1,k2``; ``${VAR}`` in the profile is expanded. May be empty."""
-    return _find_keys(profile, default_env)[0]
-
-
-def require_api_key(profile_name: str, profile: Mapping[str, Any], default_env: str | None) -> str:
-    """The first key of :func:`resolve_api_keys`, or MissingAPIKeyError naming the variable."""
-    keys, variables, from_profile = _find_keys(profile, default_env)
-    if keys:
-        return keys[0]
-    settings = load_settings()
-    where = f"llm.providers.{profile_name} in {settings.source}"
-    if settings.env_path is not None:
-        env_file = display_path(settings.env_path)
-    elif settings.path is not None:
-        suggested = display_path(_env.project_root(settings.path) / ".env")
-        env_file = f"{suggested} (next to the config/ folder)"
-    else:
-        env_file = ".env in the working directory"
-    if not variables:
-        raise MissingAPIKeyError(
-            f"No API key for profile {profile_name!r}: add `api_key_env: <VARIABLE>` or "
-            f"`api_key:` under {where}."
-        )
-    if from_profile:
-        refs = ", ".join(variables)
-        raise MissingAPIKeyError(
-            f"Profile {profile_name!r} reads its key from ${{{variables[0]}}} ({where}), but "
-            f"{refs} is not set. Set it in {env_file} or in the environment "
-            f"(`%env {variables[0]}=...`)."
-        )
-    pool = f" (or {variables[1]}=k1,k2 for a key pool)" if len(variables) > 1 else ""
-    raise MissingAPIKeyError(
-        f"No API key for profile {profile_name!r}: set {variables[0]}{pool} in {env_file} or "
-        f"in the environment (`%env {variables[0]}=...`), or put `api_key:` under {where}."
-    )

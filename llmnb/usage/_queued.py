@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from typing import Any
 
+from llmnb.usage.memory import MemoryStore
 from llmnb.usage.record import UsageRecord
-from llmnb.usage.tracker import MemoryStore
 
 __all__ = ["Flush", "QueuedStore"]
 

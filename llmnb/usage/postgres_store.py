@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
-import json
 import logging
-import math
 import os
 import threading
 import warnings
@@ -50,19 +48,25 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmnb.usage._queued import Flush, QueuedStore
-from llmnb.usage.postgres_schema import (
-    SCHEMA_VERSION,
-    SQL_TEAM,
-    TABLE,
-    Incompatible,
-    migrate,
-    table,
+from llmnb.usage._postgres_sql import (
+    create_engine,
+    driver_url,
+    failure_message,
+    from_row,
+    hidden,
+    last_id,
+    select,
+    team_frame,
+    to_params,
+    unreachable_message,
 )
-from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
+from llmnb.usage._postgres_sql import is_postgres_url as is_postgres_url
+from llmnb.usage._queued import Flush, QueuedStore
+from llmnb.usage.memory import MemoryStore
+from llmnb.usage.postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from llmnb.usage.postgres_schema import Incompatible, migrate, table
 from llmnb.usage.stores import UsageStoreError, UsageStoreWarning
 from llmnb.usage.team import TEAM_COLUMNS, identity, summarize_team
-from llmnb.usage.tracker import MemoryStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,27 +82,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("llmnb.usage")
-
-_TIME = COLUMNS.index("time")
-_TAGS = COLUMNS.index("tags")
-_INT_IDX = tuple(COLUMNS.index(c) for c in INT_COLUMNS)
-_FLOAT_IDX = tuple(COLUMNS.index(c) for c in FLOAT_COLUMNS)
-_CACHED = COLUMNS.index("cached")
-
-
-def is_postgres_url(spec: str) -> bool:
-    """True for ``postgresql://…``, ``postgresql+psycopg://…`` and ``postgres://…``."""
-    head = spec.strip().lower().partition("://")[0]
-    return head in ("postgres", "postgresql") or head.startswith("postgresql+")
-
-
-def _driver_url(spec: str) -> str:
-    # llmnb talks to PostgreSQL through psycopg 3; a bare scheme would make SQLAlchemy
-    # look for psycopg2.
-    scheme, sep, rest = spec.strip().partition("://")
-    if scheme.lower() in ("postgres", "postgresql"):
-        return f"postgresql+psycopg://{rest}"
-    return f"{scheme}{sep}{rest}"
 
 
 class PostgresStore(QueuedStore):
@@ -124,10 +107,10 @@ class PostgresStore(QueuedStore):
         if history not in ("user", "all", "none"):
             raise ValueError(f"history must be 'user', 'all' or 'none', got {history!r}")
         try:
-            self._url = make_url(_driver_url(url))
+            self._url = make_url(driver_url(url))
         except Exception as exc:
             raise ValueError(
-                f"{_hidden(url)!r} is not a database URL: use "
+                f"{hidden(url)!r} is not a database URL: use "
                 "'postgresql+psycopg://user@host:5432/database'"
             ) from exc
         self._shown = self._url.render_as_string(hide_password=True)
@@ -149,8 +132,6 @@ class PostgresStore(QueuedStore):
         self._inflight = 0
         self._reset_threading()
         _live.add(self)
-
-    # -- the store protocol ---------------------------------------------------------------
 
     # -- state ----------------------------------------------------------------------------
 
@@ -220,17 +201,10 @@ class PostgresStore(QueuedStore):
         ``since`` is a window such as ``"24h"``, ``"7d"``, ``"today"`` or a datetime.
         Raises :class:`UsageStoreError` when the database cannot be read.
         """
-        import pandas as pd
-
-        from llmnb.usage.report import parse_since, records_to_dataframe
+        from llmnb.usage.report import parse_since
 
         start = since if isinstance(since, _dt.datetime) else parse_since(since)
-        rows = self._select(start=start)
-        df = records_to_dataframe(_from_row(r) for r in rows)
-        n = len(COLUMNS)
-        for i, name in enumerate(TEAM_COLUMNS):
-            df[name] = pd.Series([r[n + i] for r in rows], dtype="category")
-        return df
+        return team_frame(self._select(start=start))
 
     def summary(
         self,
@@ -303,7 +277,7 @@ class PostgresStore(QueuedStore):
         try:
             engine = self._connect()
             who = self._who if self._who is not None else identity()  # once per batch
-            params = [self._params(r, who) for r in rows]
+            params = [to_params(r, who) for r in rows]
             with engine.begin() as conn:
                 for start in range(0, len(params), self._batch_rows):
                     conn.execute(table().insert(), params[start : start + self._batch_rows])
@@ -319,47 +293,13 @@ class PostgresStore(QueuedStore):
         self._status, self._problem = "ok", None
         return True
 
-    def _params(self, rec: Any, who: dict[str, str | None]) -> dict[str, Any]:
-        values = list(rec)
-        out: dict[str, Any] = {}
-        for i, name in enumerate(COLUMNS):
-            v = values[i]
-            if i in _FLOAT_IDX:
-                v = _number(v, float)
-                v = None if v is None or v != v else v  # NaN → NULL: SUM() skips it
-            elif i in _INT_IDX:
-                v = _number(v, int)
-            elif v is not None and not isinstance(v, (str, bool)):
-                v = str(v)  # an odd object as a model name must not lose the row
-            out[name] = v
-        out["time"] = _dt.datetime.fromtimestamp(float(values[_TIME]), _dt.timezone.utc)
-        out["cached"] = bool(values[_CACHED])
-        tags = values[_TAGS]
-        out["tags"] = None if tags is None else json.loads(json.dumps(tags, default=str))
-        for name, column in SQL_TEAM.items():
-            given = tags.get(name) if isinstance(tags, dict) else None
-            out[column] = str(given) if given is not None else who.get(name)
-        return out
-
     # -- connection and schema ------------------------------------------------------------
 
     def _engine_or_new(self) -> sa.Engine:
         with self._engine_lock:  # the writer thread and a reader may both get here first
-            return self._engine or self._new_engine()
-
-    def _new_engine(self) -> sa.Engine:
-        if self._engine is None:
-            import sqlalchemy as sa
-
-            options: dict[str, Any] = {
-                "pool_pre_ping": True,
-                "pool_size": 2,
-                "max_overflow": 2,
-                "connect_args": {"connect_timeout": 5},
-            }
-            options.update(self._engine_options)
-            self._engine = sa.create_engine(self._url, **options)
-        return self._engine
+            if self._engine is None:
+                self._engine = create_engine(self._url, self._engine_options)
+            return self._engine
 
     def _connect(self) -> sa.Engine:
         engine = self._engine_or_new()
@@ -373,35 +313,26 @@ class PostgresStore(QueuedStore):
     def _claim_boundary(self, engine: sa.Engine) -> int:
         # The first touch fixes which rows are "history": those already there. This
         # store's own rows get larger ids.
-        import sqlalchemy as sa
-
         with self._lock:
             if self._boundary is None:
                 with engine.connect() as conn:
-                    found = conn.execute(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {TABLE}"))
-                    self._boundary = int(found.scalar_one())
+                    self._boundary = last_id(conn)
             return self._boundary
 
-    def _select(self, start: _dt.datetime | None = None, **where: Any) -> list[Any]:
-        import sqlalchemy as sa
+    def _select(
+        self,
+        start: _dt.datetime | None = None,
+        max_id: int | None = None,
+        user: str | None = None,
+    ) -> list[Any]:
         from sqlalchemy import exc as sa_exc
 
-        t = table()
-        query = sa.select(
-            *(t.c[c] for c in COLUMNS), *(t.c[SQL_TEAM[c]] for c in TEAM_COLUMNS)
-        ).order_by(t.c.id)
-        if start is not None:
-            query = query.where(t.c.time >= start)
-        if "max_id" in where:
-            query = query.where(t.c.id <= where["max_id"])
-        if where.get("user") is not None:
-            query = query.where(t.c.user_name == where["user"])
         try:
             engine = self._connect()
             with engine.connect() as conn:
-                return list(conn.execute(query))
+                return list(conn.execute(select(start, max_id, user)))
         except (sa_exc.SQLAlchemyError, Incompatible, OSError) as exc:
-            raise UsageStoreError(_failure_message(self._shown, exc)) from None
+            raise UsageStoreError(failure_message(self._shown, exc)) from None
 
     def _merge_history(self) -> None:
         # Reads run under the tracker's lock: while the server is known to be away, do not
@@ -422,7 +353,7 @@ class PostgresStore(QueuedStore):
             log.debug("llmnb: usage history not loaded from %s: %s", self._shown, exc)
             return
         merged = MemoryStore()
-        merged.append([_from_row(r) for r in rows])
+        merged.append([from_row(r) for r in rows])
         merged.append(self._view.load())
         self._view = merged
         self._history_rows = len(rows)
@@ -431,10 +362,7 @@ class PostgresStore(QueuedStore):
     def _unavailable(self, exc: BaseException, n: int) -> None:
         first = self._status != "unavailable"
         self._status = "unavailable"
-        self._problem = (
-            f"the usage database {self._shown} is unreachable ({_brief(exc)}); {n} usage "
-            "rows are kept in memory and written once it is back"
-        )
+        self._problem = unreachable_message(self._shown, exc, n)
         if first:
             warnings.warn(f"llmnb: {self._problem}.", UsageStoreWarning, stacklevel=2)
 
@@ -442,7 +370,7 @@ class PostgresStore(QueuedStore):
         if self._status == "failed":
             return
         self._status = "failed"
-        self._problem = _failure_message(self._shown, exc)
+        self._problem = failure_message(self._shown, exc)
         warnings.warn(f"llmnb: {self._problem}", UsageStoreWarning, stacklevel=2)
 
     def _forked(self) -> None:
@@ -451,59 +379,6 @@ class PostgresStore(QueuedStore):
             self._engine.dispose(close=False)
             self._engine = None
         self._reset_threading()
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-_NAN = math.nan
-
-
-def _number(value: Any, kind: type[int] | type[float]) -> Any:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _from_row(row: Any) -> UsageRecord:
-    values = list(row[: len(COLUMNS)])
-    when = values[_TIME]
-    values[_TIME] = when.timestamp() if isinstance(when, _dt.datetime) else float(when)
-    for i in _FLOAT_IDX:
-        if values[i] is None:
-            values[i] = _NAN
-    values[_CACHED] = bool(values[_CACHED])
-    return UsageRecord._make(values)
-
-
-def _hidden(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    return f"{scheme}{sep}{creds}{at}{host}" if sep else url
-
-
-def _brief(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return f"{type(orig).__name__}: {text}"
-
-
-def _failure_message(shown: str, exc: BaseException) -> str:
-    if isinstance(exc, Incompatible):
-        fix = "it was set up by a newer llmnb: upgrade llmnb, or point usage.store elsewhere"
-    else:
-        fix = (
-            "check the URL in usage.store (or $LLMNB_USAGE_STORE), that the database exists "
-            "and that this user may create tables in it"
-        )
-    return (
-        f"cannot use the usage database {shown} ({_brief(exc)}); usage rows are kept in "
-        f"memory for this session only. To fix: {fix}."
-    )
 
 
 # -- process exit and fork ------------------------------------------------------------------

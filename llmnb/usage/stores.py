@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from llmnb.errors import ConfigError, LLMError
 
 if TYPE_CHECKING:
-    from llmnb.usage.tracker import UsageStore
+    from llmnb.usage.memory import UsageStore
 
 __all__ = [
     "STORE_VAR",
@@ -74,7 +74,7 @@ def open_store(spec: str, root: Path | None = None, **options: Any) -> UsageStor
     """A store for the address ``spec``; ``options`` go to :class:`SQLiteStore` (or
     :class:`~llmnb.usage.postgres_store.PostgresStore` for a ``postgresql…`` URL)."""
     from llmnb._settings_schema import parse_store_spec
-    from llmnb.usage.tracker import MemoryStore
+    from llmnb.usage.memory import MemoryStore
 
     if parse_store_spec(spec)[0] == "postgresql":
         from llmnb.usage.postgres_store import PostgresStore
