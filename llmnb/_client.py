@@ -42,7 +42,9 @@ class LLMClient(_Core):
     :class:`llmnb.Message`. Keyword parameters other than ``temperature``,
     ``max_tokens``, ``timeout``, ``model`` and llmnb's own ``tags``, ``cache``,
     ``response_model``, ``max_validation_retries`` travel on the wire as-is.
-    Every attempt (retries included) leaves one usage row; a failed call too. When the
+    Every attempt (retries included) leaves one usage row; a failed call too, and one a
+    middleware refused before sending (budget, key pool, rate limit: cost 0,
+    ``cost_source="not_sent"``). When the
     settings list ``llm.fallbacks``, a failure that is the provider's moves the call to
     the next profile (``client.failover = None`` turns that off).
     """
@@ -116,7 +118,7 @@ class LLMClient(_Core):
                     m.clock.sleep(wait)
                     wait = m.before_attempt(call)
         except BaseException as exc:
-            self._chain.unwind(call, ran, exc)
+            self._admit_failed(call, ran, exc)
             raise
 
     def generate(
@@ -256,7 +258,7 @@ class LLMClient(_Core):
                     await m.clock.asleep(wait)
                     wait = m.before_attempt(call)
         except BaseException as exc:
-            self._chain.unwind(call, ran, exc)
+            self._admit_failed(call, ran, exc)
             raise
 
     async def agenerate(self, messages: MessagesLike, **params: Any) -> str:

@@ -9,7 +9,10 @@ test_client_parity.py`` keeps sync and async in step.
 One call (see :mod:`llmnb.middleware.base` for the hooks)::
 
     before_call hooks ─ hit? → usage row (cached) ─────────────────────────┐
+                      └ refused (budget)? → usage row (not_sent), raise     │
     attempt loop:  before_attempt hooks (wait / pick key) → provider        │
+                   (refused: pool exhausted, over a limit? → usage row      │
+                    (not_sent) → after_attempt of those admitted, raise)    │
                    → usage row → after_attempt hooks → retry? switch key?   │
     failover: the next profile of the sequence, same call_id               │
     validate (response_model) → after_call hooks ←────────────────────────┘
@@ -24,6 +27,7 @@ from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmnb import errors
+from llmnb._http import scrub
 from llmnb.middleware.base import Call, Chain, Clock, Middleware
 from llmnb.middleware.cache import CacheMiddleware
 from llmnb.middleware.defaults import builtin_middleware
@@ -279,12 +283,46 @@ class _Core:
         }
 
     def _before_call(self, call: Call) -> Completion | None:
-        """Run ``before_call`` hooks; a hook's answer is recorded as a cache hit."""
+        """Run ``before_call`` hooks; a hook's answer is recorded as a cache hit, a
+        hook's refusal (budget) as an attempt that was not sent."""
         for hook in self._chain.before_call:
-            hit = hook(call)
+            try:
+                hit = hook(call)
+            except Exception as exc:
+                call.key_id = None  # no key was picked (it may be the last round's)
+                self._refused(call, exc)
+                raise
             if hit is not None:
                 return self._on_hit(call, hit)
         return None
+
+    def _admit_failed(self, call: Call, admitted: Sequence[Middleware], exc: BaseException) -> None:
+        """A ``before_attempt`` hook refused (key pool exhausted, request over a rate
+        limit) or the wait was interrupted: record a refusal, then release what was
+        admitted. An interruption (``KeyboardInterrupt``, cancellation) is no refusal."""
+        try:
+            if isinstance(exc, Exception):
+                self._refused(call, exc)
+        finally:
+            self._chain.unwind(call, admitted, exc)
+
+    def _refused(self, call: Call, exc: Exception) -> None:
+        """The usage row of an attempt a middleware refused before anything was sent:
+        tokens unknown, cost 0 (nothing was billed) with ``cost_source="not_sent"``."""
+        call.attempt += 1
+        call.latency = math.nan
+        call.cost = 0.0
+        fields = self._row_fields(call)
+        fields["key_id"] = call.key_id  # a key picked for it, never the provider's last
+        status = type(exc).__name__
+        key = call.request.api_key
+        self.tracker.record_unknown(
+            cost_usd=0.0,
+            cost_source="not_sent",
+            status=status,
+            error=scrub(str(exc), (key,) if key else ()) or status,
+            **fields,
+        )
 
     def _after_call(self, call: Call, completion: Completion) -> Completion:
         if call.validate is not None:

@@ -56,7 +56,9 @@ def test_a_call_over_the_session_budget_is_stopped_before_sending(make, server, 
     assert err.scope == "session" and err.limit_usd == 0.0001 and err.spent_usd == 0
     assert err.estimate_usd == pytest.approx((1_000 + 1) / 1e6, rel=0.1)
     assert "$0.0001" in str(err) and "spent" in str(err) and "%llm budget" in str(err)
-    assert len(tracker) == 0  # nothing was attempted
+    # Nothing was sent, but the refusal is on record: free, and said to be so.
+    rows = [(r.status, r.cost_usd, r.cost_source, r.prompt_tokens) for r in tracker.records]
+    assert rows == [("BudgetExceededError", 0.0, "not_sent", None)]
 
 
 def test_spend_accumulates_until_the_budget_stops_calls(make, server):

@@ -205,10 +205,13 @@ def test_a_refused_admission_unwinds_the_middlewares_admitted_before_it(make, se
     assert log == [
         "m.before_call",
         "m.before_attempt 1",
-        "m.after_attempt 0 PoolExhaustedError",  # released; no attempt was made
+        "m.after_attempt 1 PoolExhaustedError",  # released after its not_sent row
         "m.call_failed PoolExhaustedError",
     ]
-    assert server.requests == [] and len(tracker) == 0
+    assert server.requests == []
+    assert [(r.status, r.cost_source) for r in tracker.records] == [
+        ("PoolExhaustedError", "not_sent")
+    ]
 
 
 def test_a_structured_re_ask_is_not_a_failed_call(make, server, caplog):

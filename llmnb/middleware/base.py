@@ -205,7 +205,8 @@ class Middleware:
 
     def before_call(self, call: Call) -> Completion | None:
         """Before the first attempt. Return a Completion to answer without calling
-        the provider (a cache hit), raise to refuse, or return None to go on."""
+        the provider (a cache hit), raise to refuse, or return None to go on. A refusal
+        is recorded as an attempt not sent (cost 0, ``cost_source="not_sent"``)."""
         return None
 
     def after_call(self, call: Call, completion: Completion) -> Completion:
@@ -218,7 +219,8 @@ class Middleware:
 
     def before_attempt(self, call: Call) -> float:
         """Before each attempt: return 0 to proceed, or seconds to wait before being
-        asked again. May set ``call.request`` (e.g. the key) and raise to refuse."""
+        asked again. May set ``call.request`` (e.g. the key) and raise to refuse (recorded
+        like a refusal in :meth:`before_call`)."""
         return 0.0
 
     def after_attempt(

@@ -4,9 +4,10 @@ Before a call is sent its cost is estimated — input tokens from the prompt's l
 output tokens from ``max_tokens`` (:data:`DEFAULT_OUTPUT_TOKENS` when unset) — at the
 profile's ``pricing`` or the genai-prices table. If what was spent plus that estimate
 would pass a budget, :class:`~llmnb.errors.BudgetExceededError` is raised and nothing
-is sent. Spend is the sum of the known costs of every attempt made in this process
-(cache hits cost 0; attempts whose cost is unknown cannot be counted, and a model
-without a price can only be stopped once the budget is already spent).
+is sent (the refused attempt still leaves its usage row: cost 0,
+``cost_source="not_sent"``). Spend is the sum of the known costs of every attempt made
+in this process (cache hits cost 0; attempts whose cost is unknown cannot be counted,
+and a model without a price can only be stopped once the budget is already spent).
 
 The session budget is ``usage.budget_usd`` from the settings unless
 :func:`set_session_budget` (``%llm budget USD``) sets one; a profile's own limit is

@@ -20,7 +20,7 @@ reasoning_tokens    Int64                 completion tokens spent on reasoning
 total_tokens        Int64                 prompt + completion
 cost_usd            float64               USD; NaN when unknown — never a silent 0
 cost_source         category              ``provider`` / ``price_table`` / ``estimate`` /
-                                          ``cache`` / ``unknown``
+                                          ``cache`` / ``not_sent`` / ``unknown``
 latency_s           float64               seconds from request to last byte; NaN if unknown
 ttft_s              float64               seconds to first token (streams); NaN otherwise
 status              category              ``ok`` or the error type (``RateLimitError``…)
@@ -37,8 +37,10 @@ tags                object (dict or None) free-form labels given by the caller
 ``cost_source`` tells how ``cost_usd`` was found: ``provider`` (reported by the provider,
 e.g. OpenRouter's ``usage.cost``), ``price_table`` (token counts × a price from the
 profile's ``pricing`` override or genai-prices), ``estimate`` (same, but the token counts
-were guessed from text length), ``cache`` (a response-cache hit, free) or ``unknown``
-(no price known: ``cost_usd`` is NaN).
+were guessed from text length), ``cache`` (a response-cache hit, free), ``not_sent``
+(llmnb refused the attempt before sending anything — a budget, an exhausted key pool, a
+request over a rate limit, a middleware's error — so nothing was billed: ``cost_usd`` is
+0 and the token counts are <NA>) or ``unknown`` (no price known: ``cost_usd`` is NaN).
 """
 
 from __future__ import annotations
