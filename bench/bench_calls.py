@@ -19,7 +19,7 @@ __all__ = ["run"]
 KEYS = ("httpx", "openai", "litellm", "llmnb")
 # Run alongside: the SQLite store's share of llmnb's time, httpx2, and the server's
 # own ceiling (a raw socket client) in the same rounds.
-DIAG_KEYS = ("llmnb-memory", "httpx2", "raw-socket")
+DIAG_KEYS = ("llmnb-httpx", "llmnb-memory", "httpx2", "raw-socket")
 WARMUP = 20
 
 

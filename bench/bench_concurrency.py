@@ -111,7 +111,7 @@ def run(ctx: Context) -> Section:
 
 def _diagnostics(ctx: Context, section: Section, base: float) -> None:
     size = ctx.size
-    keys = ["llmnb-memory", "httpx-keepalive", "httpx2", "raw-socket"]
+    keys = ["llmnb-httpx", "llmnb-memory", "httpx-keepalive", "httpx2", "raw-socket"]
     sniffio_here = ctx.worker("httpx") is not None and _sniffio_loaded(ctx, "httpx")
     if sniffio_here:
         keys += ["httpx-nosniffio", "llmnb-nosniffio"]

@@ -19,7 +19,9 @@ from bench.contenders import CONTENDERS, DIAGNOSTICS
 __all__ = ["run"]
 
 KEYS = ("httpx", "openai", "litellm", "llmnb")
-# The server's own ceiling, read by a raw socket client in the same rounds.
+# llmnb on httpx and raw httpx2 (what llmnb builds on by default), and the server's own
+# ceiling, read by a raw socket client: all in the same rounds.
+DIAG_KEYS = ("llmnb-httpx", "httpx2")
 CEILING = "raw-socket"
 
 
@@ -33,7 +35,7 @@ def run(ctx: Context) -> Section:
     )
     samples: dict[str, list[dict[str, float]]] = {}
     cmd = {"op": "stream", "prompt": STREAM_PROMPT}
-    for key in (*KEYS, CEILING):
+    for key in (*KEYS, *DIAG_KEYS, CEILING):
         worker = ctx.worker(key)
         if worker is None:
             continue
@@ -81,7 +83,7 @@ def run(ctx: Context) -> Section:
             "pieces received",
         ],
     )
-    for key in (*KEYS, CEILING):
+    for key in (*KEYS, *DIAG_KEYS, CEILING):
         label = (CONTENDERS.get(key) or DIAGNOSTICS[key]).label
         if key not in stats:
             table.add(label, ctx.status(key), None, None, None, None, None, 0)

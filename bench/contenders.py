@@ -53,7 +53,9 @@ CONTENDERS: dict[str, Contender] = {
         Contender("httpx", "raw httpx", "httpx", "httpx", "httpx.Client.post + json.loads"),
         Contender("openai", "OpenAI SDK", "openai", "openai", "client.chat.completions.create"),
         Contender("litellm", "LiteLLM", "litellm", "litellm", "litellm.completion"),
-        Contender("llmnb", "llmnb", "llmnb", "llmnb", "client.complete, SQLite usage store"),
+        Contender(
+            "llmnb", "llmnb", "llmnb", "llmnb", "client.complete (on httpx2), SQLite usage store"
+        ),
     )
 }
 
@@ -88,6 +90,14 @@ DIAGNOSTICS: dict[str, Contender] = {
             "httpx",
             "httpx",
             "as installed by llmnb's own dependencies (anyio ≥ 4.10 no longer brings sniffio)",
+        ),
+        Contender(
+            "llmnb-httpx",
+            "llmnb on httpx",
+            "llmnb",
+            "llmnb",
+            "as llmnb, handed httpx transports (`provider.transport = httpx.HTTPTransport()`,"
+            " async likewise): llmnb's own overhead over raw httpx",
         ),
         Contender(
             "llmnb-memory",
@@ -247,10 +257,17 @@ class LiteLLM(Adapter):
 class Llmnb(Adapter):
     """The client a notebook gets from its settings file (written by the worker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_httpx: bool = False) -> None:
         import llmnb
 
         self.client = llmnb.create_llm_client_from_profile()
+        if on_httpx:
+            import httpx
+
+            # The network seam: an httpx transport makes llmnb build httpx clients.
+            provider: Any = self.client.provider
+            provider.transport = httpx.HTTPTransport()
+            provider.async_transport = httpx.AsyncHTTPTransport()
 
     def call(self) -> str:
         return self.client.complete(MESSAGES).content
@@ -363,4 +380,6 @@ def make_adapter(key: str, base_url: str) -> Adapter:
         return LiteLLM(base_url)
     if key in ("llmnb", "llmnb-nosniffio", "llmnb-memory"):
         return Llmnb()
+    if key == "llmnb-httpx":
+        return Llmnb(on_httpx=True)
     raise KeyError(f"unknown contender {key!r}")

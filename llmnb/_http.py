@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by every wire protocol: SSE decoding and error mapping.
+"""HTTP plumbing shared by every wire protocol: the HTTP library, SSE decoding, error mapping.
 
 Nothing here knows a provider's JSON shapes beyond the common ``{"error": {...}}``
 envelope; providers add their own details on top.
@@ -9,9 +9,11 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from llmnb import errors
@@ -20,6 +22,7 @@ __all__ = [
     "SSEDecoder",
     "SSEEvent",
     "body_excerpt",
+    "http_library",
     "map_http_error",
     "parse_retry_after",
     "scrub",
@@ -27,6 +30,32 @@ __all__ = [
 
 USER_AGENT = "llmnb/0.1"
 _EXCERPT = 300
+
+
+def http_library(transport: object | None = None) -> ModuleType:
+    """The HTTP library to build a client with, imported on first use.
+
+    httpx2 — pydantic's maintained fork of httpx, same API, installed with genai-prices —
+    unless ``transport`` (a provider's network seam) is an httpx transport, such as a
+    test's ``httpx.MockTransport``: then httpx, since a transport only works with the
+    library it was written for. httpx2 is the default because its connection pool does
+    not rescan every pooled connection for each request as httpcore's does; at 64
+    requests in flight that scan is half of httpx's CPU time (``bench/RESULTS.md`` §3).
+    """
+    httpx = sys.modules.get("httpx")
+    if (
+        transport is not None
+        and httpx is not None
+        and isinstance(transport, (httpx.BaseTransport, httpx.AsyncBaseTransport))
+    ):
+        return httpx
+    try:
+        import httpx2
+    except ImportError:  # Python 3.10, where httpx2 does not install
+        import httpx as fallback
+
+        return fallback
+    return httpx2
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from llmnb import errors
+from llmnb._http import http_library
 from llmnb.types import Request, normalize_messages
 
 if TYPE_CHECKING:
@@ -39,20 +40,18 @@ class BatchAPI:
         }
 
     def http(self) -> httpx.AsyncClient:
-        import httpx
-
-        return httpx.AsyncClient(
+        lib = http_library(self.provider.async_transport)
+        return lib.AsyncClient(  # type: ignore[no-any-return]
             headers=self.headers,
-            timeout=httpx.Timeout(120.0, connect=10.0),
+            timeout=lib.Timeout(120.0, connect=10.0),
             transport=self.provider.async_transport,
         )
 
     async def send(self, http: httpx.AsyncClient, method: str, url: str, **kw: Any) -> Any:
-        import httpx
-
+        lib = http_library(self.provider.async_transport)
         try:
             r = await http.request(method, url, **kw)
-        except httpx.HTTPError as exc:
+        except lib.HTTPError as exc:
             raise errors.NetworkError(
                 f"batch API request {method} {url} failed ({type(exc).__name__}: {exc})",
                 provider=self.provider.type_name,

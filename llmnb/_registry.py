@@ -26,7 +26,14 @@ from llmnb.providers.base import Provider
 from llmnb.providers.mock import estimate_tokens
 from llmnb.types import Completion, Request, Usage
 
-__all__ = ["create_llm_client_from_profile", "list_providers", "register_provider"]
+__all__ = [
+    "build_provider",
+    "create_llm_client_from_profile",
+    "import_factory",
+    "list_providers",
+    "lookup_type",
+    "register_provider",
+]
 
 Factory = Callable[..., Any]
 
@@ -139,7 +146,13 @@ class GenerateAdapter(Provider):
             closer()
 
 
-def _import_factory(spec: str, profile_name: str) -> Factory:
+def import_factory(spec: str, profile_name: str) -> Factory:
+    """The callable named by a profile's ``provider_factory: "module:function"``.
+
+    ``profile_name`` is only used to name the profile in errors. Raises
+    :class:`~llmnb.errors.ConfigError` (naming the profile and field) when the spec is
+    malformed, the module cannot be imported, or the attribute is missing or not callable.
+    """
     where = f"profile {profile_name!r}, field provider_factory"
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -169,7 +182,14 @@ def _agent_model_var(agent: str) -> str:
     return f"LLM_{re.sub(r'[^A-Za-z0-9]', '_', agent).upper()}_MODEL"
 
 
-def _lookup_type(type_name: str, profile_name: str) -> Factory:
+def lookup_type(type_name: str, profile_name: str) -> Factory:
+    """The class or factory registered for ``type_name`` (case-insensitive).
+
+    A built-in's module is imported here, on first lookup; nothing is built or sent.
+    ``profile_name`` is only used to name the profile in errors. Raises
+    :class:`~llmnb.errors.ProviderNotFoundError` listing the registered types (and the
+    nearest ones) for an unknown type.
+    """
     table = _table()
     key = type_name.strip().lower()
     if key in table:
@@ -186,14 +206,23 @@ def _lookup_type(type_name: str, profile_name: str) -> Factory:
     )
 
 
-def _build(
+def build_provider(
     factory: Factory,
     type_name: str,
     name: str,
     profile: Mapping[str, Any],
     model: str,
-    agent: str | None,
+    agent: str | None = None,
 ) -> LLMClient | Provider:
+    """Call ``factory`` for profile ``name`` and return a client or a provider.
+
+    A :class:`~llmnb.providers.Provider` subclass is instantiated; any other factory is
+    called as ``factory(profile, model, agent)``. A factory may return an
+    :class:`LLMClient` (returned as-is), a ``Provider``, or an object with
+    ``generate(...) -> str`` (wrapped in :class:`GenerateAdapter`). Anything else, or a
+    factory that cannot take those arguments, raises :class:`~llmnb.errors.ConfigError`.
+    ``type_name`` names the provider type in errors and on wrapped objects.
+    """
     if inspect.isclass(factory) and issubclass(factory, Provider):
         provider: Provider = factory(name, profile, model)
         return provider
@@ -221,14 +250,23 @@ def _build(
 
 
 def create_llm_client_from_profile(
-    model_name: str | None = None, agent: str | None = None, *, profile: str | None = None
+    model_name: str | None = None,
+    agent: str | None = None,
+    *,
+    profile: str | None = None,
+    step: str | None = None,
 ) -> LLMClient:
     """Build the client of the active profile (or ``profile``) from the settings.
+
+    With ``agent`` (and ``step``), that agent's parameters (and those of its
+    ``steps.<step>``) are the client's defaults, and its usage rows carry them in the
+    ``agent`` and ``step`` columns.
 
     Example::
 
         client = llmnb.create_llm_client_from_profile()                 # active profile
         planner = llmnb.create_llm_client_from_profile(agent="planner")  # agent's profile
+        draft = llmnb.create_llm_client_from_profile(agent="planner", step="draft")
         fast = llmnb.create_llm_client_from_profile(profile="demo", model_name="mock-2")
     """
     if profile is not None:
@@ -272,17 +310,17 @@ def create_llm_client_from_profile(
             model = config.get_model_name(model_name, agent)
     factory_spec = prof.get("provider_factory")
     if factory_spec:
-        factory = _import_factory(str(factory_spec), name)
+        factory = import_factory(str(factory_spec), name)
         type_name = str(prof.get("type") or factory_spec)
     else:
         type_name = str(prof.get("type") or "").strip().lower()
-        factory = _lookup_type(type_name, name)
-    built = _build(factory, type_name, name, prof, str(model), agent)
+        factory = lookup_type(type_name, name)
+    built = build_provider(factory, type_name, name, prof, str(model), agent)
     if isinstance(built, LLMClient):
         return built
     # Same layering as config.get_llm_params, but for the profile chosen here (which
     # may be an explicit `profile=` rather than the active one): llm.params < profile <
-    # the session's (picker) < agent.
+    # the session's (picker) < agent < the agent's step.
     settings = config.load_settings()
     defaults: dict[str, Any] = dict(settings.llm.params)
     defaults.update(
@@ -297,4 +335,6 @@ def create_llm_client_from_profile(
     agent_cfg = settings.llm.agents.get(agent) if agent else None
     if agent_cfg is not None:
         defaults.update(agent_cfg.params)
-    return LLMClient(built, profile=name, model=str(model), params=defaults, agent=agent)
+        if step is not None:
+            defaults.update(agent_cfg.steps.get(step) or {})
+    return LLMClient(built, profile=name, model=str(model), params=defaults, agent=agent, step=step)

@@ -384,10 +384,10 @@ class LLMManager:
         if type_name in self._classes:
             factory = self._classes[type_name]
         elif spec:
-            factory = _registry._import_factory(str(spec), name)
+            factory = _registry.import_factory(str(spec), name)
         else:
-            factory = _registry._lookup_type(type_name, name)
-        built = _registry._build(factory, type_name, name, profile, str(model), None)
+            factory = _registry.lookup_type(type_name, name)
+        built = _registry.build_provider(factory, type_name, name, profile, str(model), None)
         metrics = MetricsMiddleware()
         self._metrics[name] = metrics
         if isinstance(built, LLMClient):  # a factory made its own client: wire it in

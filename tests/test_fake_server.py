@@ -689,7 +689,8 @@ def test_command_line_serves_until_ctrl_c() -> None:
 
 
 def test_import_is_light_and_exports_the_public_api() -> None:
-    code = "import sys, llmnb.testing; print([m for m in ('httpx', 'pandas') if m in sys.modules])"
+    heavy = "('httpx', 'httpx2', 'pandas')"
+    code = f"import sys, llmnb.testing; print([m for m in {heavy} if m in sys.modules])"
     root = str(Path(llmnb.testing.__file__).resolve().parents[2])
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True

@@ -482,3 +482,47 @@ def test_async_stream_answered_with_an_html_page_names_base_url(make_client, ser
 
     with pytest.raises(errors.ResponseFormatError, match="HTML page"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize("lib_name", ["httpx", "httpx2"])
+def test_mock_transports_of_httpx_and_httpx2_both_work(write_settings, tracker, lib_name):
+    # The network seam takes a transport of either library (llmnb builds its own clients
+    # on httpx2 unless handed an httpx transport); answers and errors map the same.
+    lib = pytest.importorskip(lib_name)
+    answer = {
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
+    write_settings(
+        {"llm": {"active_provider": "p", "providers": {"p": {"type": "vllm", "model": "m"}}}}
+    )
+    seen: list[str] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(type(request).__module__.partition(".")[0])
+        if b"timeout" in request.content:
+            raise lib.ReadTimeout("slow", request=request)
+        if b"refused" in request.content:
+            raise lib.ConnectError("refused", request=request)
+        return lib.Response(200, json=answer)
+
+    async def ahandler(request: Any) -> Any:
+        return handler(request)
+
+    client = llmnb.create_llm_client_from_profile()
+    client.retry = RetryPolicy(max_retries=0)
+    client.provider.transport = lib.MockTransport(handler)
+    client.provider.async_transport = lib.MockTransport(ahandler)
+    assert client.complete("hello").content == "hi"
+    assert asyncio.run(client.acomplete("hello")).content == "hi"
+    with pytest.raises(errors.LLMTimeoutError, match="no answer within"):
+        client.complete("timeout")
+    with pytest.raises(errors.NetworkError, match="cannot connect"):
+        asyncio.run(client.acomplete("refused"))
+    assert seen == [lib_name] * 4
+    assert list(tracker.to_dataframe()["status"]) == [
+        "ok",
+        "ok",
+        "LLMTimeoutError",
+        "NetworkError",
+    ]

@@ -6,14 +6,15 @@ Keys come from the environment (``OPENAI_API_KEY``, ``GEMINI_API_KEY``), ``.env`
 (``POOL_API_KEYS=k1,k2``). Each profile talks to its own ``FakeLLMServer``, and each
 server echoes the key it received back in error bodies, as real providers do. Then a
 busy session — plain, streamed and async calls, retries, errors, cache hits, a key pool,
-a manager, logging at DEBUG (llmnb, httpx, httpcore), widgets, the magic, a CLI agent
-with tracing — is searched for every key: zero hits allowed. A hit is the whole key or
-16 characters from its middle (what ``sk-…a1b2`` never shows).
+a manager, logging at DEBUG (llmnb, httpx2/httpx, httpcore2/httpcore), widgets, the
+magic, a CLI agent with tracing — is searched for every key: zero hits allowed. A hit is
+the whole key or 16 characters from its middle (what ``sk-…a1b2`` never shows).
 
-httpx logs each request line at INFO and httpcore its steps at DEBUG; neither logs
-headers (only the method and URL, and llmnb never puts a key in a URL — Gemini's key
-travels in ``x-goog-api-key``), so llmnb does not need to silence them. The test keeps
-them at DEBUG to hold that true.
+httpx2 (llmnb's HTTP library; httpx when a test hands it an httpx transport) logs each
+request line at INFO and httpcore2 its steps at DEBUG; neither logs headers (only the
+method and URL, and llmnb never puts a key in a URL — Gemini's key travels in
+``x-goog-api-key``), so llmnb does not need to silence them. The test keeps them at
+DEBUG to hold that true.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def _scan_files(world: World) -> None:
 
 @contextlib.contextmanager
 def debug_logs(world: World) -> Iterator[None]:
-    """Everything llmnb, httpx and httpcore log, at DEBUG, with tracebacks."""
+    """Everything llmnb and both HTTP stacks log, at DEBUG, with tracebacks."""
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -248,7 +249,7 @@ def debug_logs(world: World) -> Iterator[None]:
             records.append(record)
 
     handler = Keep(logging.DEBUG)
-    names = ["llmnb", "httpx", "httpcore"]
+    names = ["llmnb", "httpx2", "httpcore2", "httpx", "httpcore"]
     loggers = [logging.getLogger(n) for n in names]
     old = [lg.level for lg in loggers]
     for lg in loggers:
@@ -263,9 +264,9 @@ def debug_logs(world: World) -> Iterator[None]:
         fmt = logging.Formatter("%(name)s %(levelname)s %(message)s")
         text = "\n".join(fmt.format(r) for r in records)
         world.see("DEBUG logs", text)
-        # The logs were really captured: httpx's request lines and llmnb's own lines.
-        assert any(r.name == "httpx" for r in records), "httpx logged nothing"
-        assert any(r.name.startswith("httpcore") for r in records), "httpcore logged nothing"
+        # The logs were really captured: httpx2's request lines and llmnb's own lines.
+        assert any(r.name == "httpx2" for r in records), "httpx2 logged nothing"
+        assert any(r.name.startswith("httpcore2") for r in records), "httpcore2 logged nothing"
         assert any(r.name.startswith("llmnb") for r in records), "llmnb logged nothing"
 
 

@@ -55,7 +55,7 @@ def ask(
     chat = magics.conversation(opts.chat) if opts.chat else None
     messages = _messages(prompt, system, chat)
     params = _params(opts)
-    clients = [magics.clients.get(t, opts.agent) for t in targets]
+    clients = [magics.clients.get(t, opts.agent, opts.step) for t in targets]
     if opts.dry_run:
         _dry_run(clients, messages, params)
         return

@@ -1,6 +1,6 @@
 """Which profile and model a cell uses, and the clients kept across cells.
 
-Clients are cached per ``(profile, model, agent)`` so that a notebook reuses its HTTP
+Clients are cached per ``(profile, model, agent, step)`` so that a notebook reuses its HTTP
 connections from cell to cell; the cache is dropped (and its clients closed) when the
 settings file changes, since profiles may have changed with it.
 """
@@ -75,15 +75,19 @@ def resolve(target: Target, agent: str | None) -> tuple[str, str | None]:
 
 
 class ClientCache:
-    """Clients by ``(profile, model, agent)``, valid while the settings stay the same."""
+    """Clients by ``(profile, model, agent, step)``, valid while the settings stay the same.
+
+    The agent and step are the client's own (not per-call options) so that they land in
+    the ``agent`` and ``step`` columns of every usage row the client writes.
+    """
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str, str | None, str | None], LLMClient] = {}
+        self._clients: dict[tuple[str, str | None, str | None, str | None], LLMClient] = {}
         self._settings: Any = None
         self._lock = threading.Lock()
 
-    def get(self, target: Target, agent: str | None = None) -> LLMClient:
-        """The client for ``target``; built (without I/O) on first use."""
+    def get(self, target: Target, agent: str | None = None, step: str | None = None) -> LLMClient:
+        """The client for ``target`` (as ``agent`` at ``step``); built without I/O on first use."""
         from llmnb import config
         from llmnb._registry import create_llm_client_from_profile
 
@@ -93,11 +97,11 @@ class ClientCache:
                 self._close_all()
                 self._settings = settings
         name, model = resolve(target, agent)
-        key = (name, model, agent)
+        key = (name, model, agent, step)
         with self._lock:
             client = self._clients.get(key)
         if client is None:
-            client = create_llm_client_from_profile(model, agent, profile=name)
+            client = create_llm_client_from_profile(model, agent, profile=name, step=step)
             with self._lock:
                 client = self._clients.setdefault(key, client)
         return client

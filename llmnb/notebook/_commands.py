@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import linecache
+import math
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ def _key_status(name: str, profile: dict[str, Any]) -> str:
         return "?"
     try:
         # The class says which variable it reads by default; nothing is built or sent.
-        cls = _registry._lookup_type(str(profile.get("type") or ""), name)
+        cls = _registry.lookup_type(str(profile.get("type") or ""), name)
     except Exception:
         return "?"
     if not isinstance(cls, type):
@@ -150,12 +151,13 @@ def cmd_config(magics: LLMMagics, rest: str) -> None:
     import yaml
 
     from llmnb import config
-    from llmnb._settings_schema import redact_mapping
+    from llmnb._settings_schema import display_path, redact_mapping
     from llmnb.errors import LLMError
 
     _no_args("config", rest)
     settings = config.load_settings()
-    lines = [f"settings: {settings.source}", f".env: {settings.env_path or 'none found'}"]
+    env = display_path(settings.env_path) if settings.env_path else "none found"
+    lines = [f"settings: {settings.source}", f".env: {env}"]
     session = config.get_session_provider()
     if session[0]:
         lines.append(f"session choice: {session[0]}" + (f" · {session[1]}" if session[1] else ""))
@@ -210,8 +212,17 @@ def cmd_reset(magics: LLMMagics, rest: str) -> None:
     print(f"Forgot conversation {names[0]!r}.")
 
 
+def _session_cost(rows: Iterable[Any], session: str) -> float | None:
+    """USD of the known-cost rows of ``session``; None when it has no such row."""
+    costs = [r.cost_usd for r in rows if r.session == session and r.cost_usd == r.cost_usd]
+    return math.fsum(costs) if costs else None
+
+
 def cmd_budget(magics: LLMMagics, rest: str) -> None:
+    from llmnb import config
+    from llmnb.errors import LLMError
     from llmnb.middleware import budget as b
+    from llmnb.usage import get_tracker
 
     arg = rest.strip().lstrip("$")
     if arg.lower() in ("off", "none"):
@@ -227,11 +238,34 @@ def cmd_budget(magics: LLMMagics, rest: str) -> None:
             raise UsageError(f"%llm budget: the limit must be a positive number, got {arg}")
         b.set_session_budget(usd)
     limit = b.get_session_budget()
-    spend = getattr(b, "get_session_spend", None)
-    spent = d.format_cost(spend()) if callable(spend) else "n/a"
+    spent = b.get_session_spend()
     shown = "none" if limit is None else d.format_cost(limit)
-    # Only priced calls count against a budget; saying so keeps "$0" from misleading.
-    print(f"Session budget: {shown} · spent so far (calls with a known price): {spent}")
+    # The budget's own count: only priced calls count, so saying so keeps "$0" honest.
+    lines = [
+        f"Session budget: {shown} · spent so far: {d.format_cost(spent)} "
+        "(calls with a known price in this kernel — the number the budget checks)"
+    ]
+    tracker = get_tracker()
+    tracked = _session_cost(tracker.records, tracker.session)
+    if tracked is not None and abs(tracked - spent) > 1e-9:
+        # e.g. after reset_spend(), set_tracker(), or clients with a tracker of their own.
+        lines.append(
+            f"Usage table, this session: {d.format_cost(tracked)} (the active tracker's "
+            "rows; the budget does not check this number)"
+        )
+    try:
+        settings = config.load_settings()
+        providers = settings.llm.providers
+        profiles = {n: getattr(providers[n], "budget_usd", None) for n in providers}
+    except LLMError:
+        profiles = {}  # a broken settings file is reported where it matters
+    for name, profile_limit in profiles.items():
+        if profile_limit is not None:
+            lines.append(
+                f"Profile {name} budget: {d.format_cost(profile_limit)} · spent: "
+                f"{d.format_cost(b.get_profile_spend(name))}"
+            )
+    print("\n".join(lines))
 
 
 def cmd_debug(magics: LLMMagics, rest: str) -> None:

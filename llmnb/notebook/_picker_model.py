@@ -251,10 +251,10 @@ def fetch_models(name: str, timeout: float = 15.0) -> list[str]:
     Raises an :class:`~llmnb.errors.LLMError` (ConfigError when the provider has no such
     endpoint, the mapped HTTP error otherwise) whose message names the profile.
     """
-    import httpx
-
-    from llmnb._http import map_http_error
+    from llmnb._http import http_library, map_http_error
     from llmnb.types import Request
+
+    httpx = http_library()
 
     profile = config.get_profile(name)
     cls = _provider_class(profile, name)
@@ -311,7 +311,7 @@ def _provider_class(profile: Mapping[str, Any], name: str) -> Any:
     from llmnb import _registry
 
     # The registry's own lookup: same case rules and "did you mean" errors as a client.
-    return _registry._lookup_type(str(profile.get("type") or ""), name)
+    return _registry.lookup_type(str(profile.get("type") or ""), name)
 
 
 def _protocol(cls: Any) -> str | None:

@@ -1,8 +1,9 @@
 """The provider seam: turn a :class:`Request` into an answer.
 
 A provider knows its wire protocol and nothing else: no retries, pools or usage (the
-client does those). ``HTTPProvider`` holds the I/O for every HTTP protocol — one httpx
-client per provider object, sync and async — so a protocol module only writes
+client does those). ``HTTPProvider`` holds the I/O for every HTTP protocol — one HTTP
+client per provider object, sync and async, on httpx2 (or on httpx when a test sets an
+httpx transport; see :func:`llmnb._http.http_library`) — so a protocol module only writes
 ``build`` (request → JSON), ``parse`` (JSON → Completion) and ``parse_event``
 (SSE event → Chunk).
 """
@@ -17,17 +18,28 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmnb import errors
-from llmnb._http import USER_AGENT, SSEDecoder, SSEEvent, body_excerpt, map_http_error, scrub
+from llmnb._http import (
+    USER_AGENT,
+    SSEDecoder,
+    SSEEvent,
+    body_excerpt,
+    http_library,
+    map_http_error,
+    scrub,
+)
 from llmnb.types import Chunk, Completion, Request
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import httpx
 
 __all__ = ["HTTPCall", "HTTPProvider", "Provider", "key_fingerprint"]
 
 DEFAULT_TIMEOUT = 60.0
 _BASE_HEADERS = {"user-agent": USER_AGENT, "content-type": "application/json"}
-_timeouts: dict[float, httpx.Timeout] = {}
+# One immutable Timeout per (library, seconds): not one per call.
+_timeouts: dict[tuple[str, float], httpx.Timeout] = {}
 
 
 _ssl_context: Any = None
@@ -118,10 +130,14 @@ class HTTPProvider(Provider):
 
     def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
         super().__init__(profile_name, profile, model)
+        # Clients and the library (httpx2 or httpx) each was built with; its exceptions
+        # and Timeout are the ones to use with it.
         self._client: httpx.Client | None = None
+        self._lib: ModuleType | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._alib: ModuleType | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
-        # The network seam (as in httpx): tests may set an httpx.MockTransport here.
+        # The network seam (as in httpx): tests may set an httpx2 or httpx MockTransport.
         self.transport: httpx.BaseTransport | None = None
         self.async_transport: httpx.AsyncBaseTransport | None = None
 
@@ -158,13 +174,11 @@ class HTTPProvider(Provider):
         url = self.profile.get("base_url") or self.default_base_url
         return str(url).rstrip("/") if url else None
 
-    def _timeout(self, request: Request) -> httpx.Timeout:
+    def _timeout(self, request: Request, lib: ModuleType) -> httpx.Timeout:
         t = float(request.timeout or self.profile.get("timeout") or DEFAULT_TIMEOUT)
-        found = _timeouts.get(t)
-        if found is None:  # one immutable Timeout per value: not one per call
-            import httpx
-
-            found = _timeouts[t] = httpx.Timeout(t, connect=min(t, 10.0))
+        found = _timeouts.get((lib.__name__, t))
+        if found is None:
+            found = _timeouts[lib.__name__, t] = lib.Timeout(t, connect=min(t, 10.0))
         return found
 
     def _headers(self, call: HTTPCall) -> dict[str, str]:
@@ -264,9 +278,9 @@ class HTTPProvider(Provider):
                 model=self.model,
             ) from exc
 
-    def _transport_error(self, exc: Exception, timeout: httpx.Timeout) -> errors.APIError:
-        import httpx
-
+    def _transport_error(
+        self, exc: Exception, timeout: httpx.Timeout, httpx: ModuleType
+    ) -> errors.APIError:
         kw: dict[str, Any] = {
             "provider": self.type_name,
             "profile": self.profile_name,
@@ -288,27 +302,26 @@ class HTTPProvider(Provider):
         )
 
     # --- sync I/O -----------------------------------------------------------------
-    def _sync(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(
+    def _sync(self) -> tuple[httpx.Client, ModuleType]:
+        if self._client is None or self._lib is None:
+            lib = http_library(self.transport)
+            self._client = lib.Client(
                 follow_redirects=False, transport=self.transport, verify=_verify()
             )
-        return self._client
+            self._lib = lib
+        return self._client, self._lib
 
     def complete(self, request: Request) -> Completion:
-        import httpx
-
         call = self.build(request)
-        timeout = self._timeout(request)
+        http, lib = self._sync()
+        timeout = self._timeout(request, lib)
         try:
-            r = self._sync().request(
+            r = http.request(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
             )
             body = r.content
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:
             raise self._error(r.status_code, r.headers, body, call)
         completion = self._parse_checked(
@@ -318,13 +331,12 @@ class HTTPProvider(Provider):
         return completion
 
     def stream(self, request: Request) -> Iterator[Chunk]:
-        import httpx
-
         call = self.build(request)
-        timeout = self._timeout(request)
+        http, lib = self._sync()
+        timeout = self._timeout(request, lib)
         done = False
         try:
-            with self._sync().stream(
+            with http.stream(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
             ) as r:
                 if r.status_code >= 400:
@@ -339,37 +351,36 @@ class HTTPProvider(Provider):
                 else:
                     chunks, done = self._drain(decoder.flush(), request)
                     yield from chunks
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
         if not done:
             self.stream_ended_early(request)
 
     # --- async I/O ----------------------------------------------------------------
-    def _async(self) -> httpx.AsyncClient:
+    def _async(self) -> tuple[httpx.AsyncClient, ModuleType]:
         # An AsyncClient's pooled connections belong to the event loop that opened them:
         # `asyncio.run(client.acomplete(...))` twice needs a fresh one for the new loop.
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aloop is not loop:
-            import httpx
-
-            self._aclient = httpx.AsyncClient(
+        if self._aclient is None or self._alib is None or self._aloop is not loop:
+            lib = http_library(self.async_transport)
+            self._aclient = lib.AsyncClient(
                 follow_redirects=False, transport=self.async_transport, verify=_verify()
             )
+            self._alib = lib
             self._aloop = loop
-        return self._aclient
+        return self._aclient, self._alib
 
     async def acomplete(self, request: Request) -> Completion:
-        import httpx
-
         call = self.build(request)
-        timeout = self._timeout(request)
+        http, lib = self._async()
+        timeout = self._timeout(request, lib)
         try:
-            r = await self._async().request(
+            r = await http.request(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
             )
             body = r.content
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:
             raise self._error(r.status_code, r.headers, body, call)
         completion = self._parse_checked(
@@ -379,13 +390,12 @@ class HTTPProvider(Provider):
         return completion
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
-        import httpx
-
         call = self.build(request)
-        timeout = self._timeout(request)
+        http, lib = self._async()
+        timeout = self._timeout(request, lib)
         done = False
         try:
-            async with self._async().stream(
+            async with http.stream(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
             ) as r:
                 if r.status_code >= 400:
@@ -402,8 +412,8 @@ class HTTPProvider(Provider):
                     chunks, done = self._drain(decoder.flush(), request)
                     for chunk in chunks:
                         yield chunk
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
         if not done:
             self.stream_ended_early(request)
 
