@@ -126,8 +126,15 @@ class Section:
         return "\n\n".join(parts)
 
 
-def render(title: str, preamble: list[str], head: list[Section], sections: list[Section]) -> str:
-    """The whole RESULTS.md: a summary of every target first, then each section."""
+def render(
+    title: str,
+    preamble: list[str],
+    head: list[Section],
+    sections: list[Section],
+    after_summary: list[Section] | None = None,
+) -> str:
+    """The whole RESULTS.md: a summary of every target first (then ``after_summary``),
+    then each section."""
     summary = Table(["§", "target", "measured", "limit", "met", "note"])
     for section in sections:
         number = section.title.split(".", 1)[0]
@@ -136,5 +143,6 @@ def render(title: str, preamble: list[str], head: list[Section], sections: list[
     parts = [f"# {title}", *preamble]
     parts.extend(s.markdown() for s in head)
     parts.append("## Targets at a glance\n\n" + summary.markdown())
+    parts.extend(s.markdown() for s in after_summary or ())
     parts.extend(s.markdown() for s in sections)
     return "\n\n".join(parts) + "\n"

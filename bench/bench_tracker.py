@@ -81,15 +81,59 @@ def _record_loop(tracker: Any, n: int, model: str, provider: str) -> _Clock:
     return clock
 
 
+def _nothing(
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    *,
+    cached_tokens: Any = 0,
+    reasoning_tokens: Any = 0,
+    model: Any = None,
+    provider: Any = None,
+    profile: Any = None,
+    agent: Any = None,
+    step: Any = None,
+    cost_usd: Any = None,
+    cost_source: Any = None,
+    estimated: Any = False,
+    latency_s: Any = math.nan,
+    ttft_s: Any = math.nan,
+    status: Any = "ok",
+    error: Any = None,
+    call_id: Any = None,
+    attempt: Any = 1,
+    cached: Any = False,
+    key_id: Any = None,
+    cell: Any = None,
+    tags: Any = None,
+    pricing: Any = None,
+    base_url: Any = None,
+    time: Any = None,
+    **unknown: Any,
+) -> None:
+    """``record()``'s signature, doing nothing: the reference for this machine's speed."""
+
+
+class _Reference:
+    record = staticmethod(_nothing)
+
+
 def _median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2]
 
 
-def _per_call_us(tracker: Any, total: int, model: str, provider: str) -> tuple[float, float]:
-    """(wall, CPU) µs per record() call: medians of BATCHES batches."""
+def _per_call_us(
+    tracker: Any, total: int, model: str, provider: str, reference: list[float] | None = None
+) -> tuple[float, float]:
+    """(wall, CPU) µs per record() call: medians of BATCHES batches. With ``reference``,
+    each batch is followed by one of the same loop calling :func:`_nothing`, whose CPU µs
+    per call are appended there: the machine's pace at the same moments."""
     batch = max(1, total // BATCHES)
-    clocks = [_record_loop(tracker, batch, model, provider) for _ in range(BATCHES)]
+    clocks = []
+    for _ in range(BATCHES):
+        clocks.append(_record_loop(tracker, batch, model, provider))
+        if reference is not None:
+            reference.append(_record_loop(_Reference, batch, model, provider).cpu / batch * 1e6)
     return (
         _median([c.wall for c in clocks]) / batch * 1e6,
         _median([c.cpu for c in clocks]) / batch * 1e6,
@@ -106,7 +150,11 @@ def measure(rows: int, sqlite_rows: int, folder: Path) -> dict[str, Any]:
     del warm
     # Per-call cost on a tracker of moderate size (a long notebook session)...
     calls = min(rows, PER_CALL_ROWS)
-    out["record_us"] = _per_call_us(UsageTracker(store=MemoryStore()), calls, "gpt-4o", "openai")
+    reference: list[float] = []
+    out["record_us"] = _per_call_us(
+        UsageTracker(store=MemoryStore()), calls, "gpt-4o", "openai", reference
+    )
+    out["reference_us"] = _median(reference)
     out["record_us_unpriced"] = _per_call_us(
         UsageTracker(store=MemoryStore()), calls, "fake-model", "openai_compatible"
     )
@@ -217,10 +265,26 @@ def run(ctx: Any) -> Any:
         "(see the load average above), so the targets are judged on CPU time, with the wall "
         "time beside it."
     )
+    if "reference_us" in m:
+        section.notes.append(
+            "The reference row is the price of the call itself — the loop, 19 keyword "
+            "arguments bound to `record()`'s 24 parameters — before `record()` does "
+            f"anything: {m['reference_us']:.2f} µs of the {m['record_us'][1]:.2f} µs here. "
+            "It also shows the machine's pace during the measure: this project's VM runs "
+            "the same loop up to 1.7× slower in some periods than in others."
+        )
     scale = 1_000_000 / max(1, m["rows"])
     t = section.table("In memory", ["measure", "wall", "CPU", "unit"])
     t.add("`record()` per call, priced model (gpt-4o, genai-prices)", *m["record_us"], "µs")
     t.add("`record()` per call, unpriced model (cost NaN)", *m["record_us_unpriced"], "µs")
+    if "reference_us" in m:
+        t.add(
+            "reference: the same loop calling a function with `record()`'s signature that "
+            "does nothing (batches alternating with the first row's)",
+            None,
+            m["reference_us"],
+            "µs",
+        )
     t.add(f"`record()` per call while filling to {m['rows']:,} rows", *m["fill_us"], "µs")
     t.add(f"`to_dataframe()` of {m['df_rows']:,} rows", *m["df_s"], "s")
     mem = section.table("Memory", ["measure", "value", "unit"])

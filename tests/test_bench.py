@@ -196,3 +196,29 @@ def test_limiter_results_are_rendered_and_over_limit_counts_found(bench: ModuleT
     captions = [caption for caption, _ in section.tables]
     assert captions == ["", "runs"]
     assert "over_limit_windows" in section.tables[1][1].headers
+
+
+def test_before_and_after_history_is_seeded_from_the_old_results_then_appended(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    history = importlib.import_module("bench._history")
+    report = importlib.import_module("bench._report")
+    old = tmp_path / "RESULTS.md"
+    old.write_text(
+        "| date (UTC) | 2026-01-01 10:00 |\n\n## Targets at a glance\n\n"
+        "| § | target | measured | limit | met | note |\n|---|---|---|---|---|---|\n"
+        "| 3 | throughput | 0.825 × | >= 0.900 × | ✗ |  |\n"
+        "| 6 | record | 5.85 µs | <= 5 µs | ✗ | CPU |\n\n## 1. Import\n"
+    )
+    section = report.Section("3. Concurrency")
+    section.targets.append(report.Target("throughput", 2.18, 0.9, "×", ">="))
+    run = history.run_record("2026-02-02 11:00", "abc1234+", [section])
+    runs = history.update(tmp_path / "history.jsonl", old, tmp_path, run)
+    assert [r["date"] for r in runs] == ["2026-01-01 10:00", "2026-02-02 11:00"]
+    assert runs[0]["targets"] == {"throughput": "0.825 × ✗", "record": "5.85 µs ✗"}
+    text = history.history_section(runs, [section]).markdown()
+    assert "| throughput | 0.825 × ✗ | 2.18 × ✓ |" in text
+    assert "| record | 5.85 µs ✗ | — |" in text
+    # The next run appends to the file instead of seeding again.
+    again = history.update(tmp_path / "history.jsonl", old, tmp_path, run)
+    assert len(again) == 3

@@ -56,11 +56,22 @@ class MemoryStore:
             self._flush()
 
     def append_one(self, record: UsageRecord) -> None:
-        """``append([record])`` without the list (the tracker's hot path)."""
+        """``append([record])`` without the list."""
         pending = self._pending
         pending.append(record)
         if len(pending) >= self.CHUNK:
             self._flush()
+
+    @property
+    def buffer(self) -> list[UsageRecord]:
+        """The list rows are appended to; it is never replaced. ``buffer.append(row)`` is
+        ``append_one(row)`` without the method call — the tracker's hot path — provided
+        the appender calls :meth:`flush` once the buffer holds :attr:`CHUNK` rows."""
+        return self._pending
+
+    def flush(self) -> None:
+        """Move the buffered rows into the columns."""
+        self._flush()
 
     def load(self) -> list[UsageRecord]:
         self._flush()

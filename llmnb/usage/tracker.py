@@ -110,7 +110,8 @@ _CALL_ID = COLUMNS.index("call_id")
 class UsageTracker:
     """Records usage rows and reports them. ``UsageTracker(session="abc", store=None)``.
 
-    Thread- and task-safe: appends hold a lock, and listeners run after it is released.
+    Thread- and task-safe: appends hold a lock (a :class:`MemoryStore` needs none), and
+    listeners run after it is released.
     """
 
     def __init__(self, session: str | None = None, store: UsageStore | None = None) -> None:
@@ -122,10 +123,16 @@ class UsageTracker:
         )
         self._lock = threading.Lock()
         self._lock_free = bool(append_one and getattr(self._store, "concurrent_append", False))
+        # A MemoryStore's append buffer itself: record() appends to it without a method
+        # call, and flushes when it holds a chunk (see MemoryStore.buffer).
+        self._buffer: list[UsageRecord] | None = (
+            getattr(self._store, "buffer", None) if self._lock_free else None
+        )
+        self._chunk: int = int(getattr(self._store, "CHUNK", 1024))
         self._listeners: tuple[Listener, ...] = ()
         self._failed_listeners: set[int] = set()
-        # (model, provider, base_url, price, price generation, valid until): record()'s
-        # last genai-prices lookup.
+        # (model, provider, base_url, price, price generation, valid until in wall-clock
+        # seconds): record()'s last genai-prices lookup.
         self._memo: tuple[Any, ...] = (None, None, None, None, None, -_INF)
 
     @property
@@ -178,6 +185,7 @@ class UsageTracker:
         """
         if unknown:
             raise _unknown_fields("record", unknown, RECORD_FIELDS)
+        now = _now()
         if cached:
             cost, source = 0.0, "cache"
         elif cost_usd is not None and cost_usd == cost_usd:  # NaN means "not reported"
@@ -194,7 +202,7 @@ class UsageTracker:
                 and memo[2] is base_url
                 and pricing is None
                 and memo[4] is _generation[0]
-                and memo[5] > _monotonic()
+                and memo[5] > now
             ):
                 price = memo[3]
             elif pricing is not None:
@@ -202,6 +210,7 @@ class UsageTracker:
             else:
                 generation = _generation[0]
                 price, until = table_price(model, provider, base_url)
+                until = now + (until - _monotonic())  # the row's clock: one call fewer
                 self._memo = (model, provider, base_url, price, generation, until)
             if price is None:
                 cost, source = math.nan, "unknown"
@@ -222,7 +231,7 @@ class UsageTracker:
             source = cost_source
 
         if time is None:
-            t = _now()
+            t = now
         elif type(time) is float:
             t = time
         else:
@@ -261,7 +270,12 @@ class UsageTracker:
                 None if tags is None else _tags(tags),
             ),
         )
-        if self._lock_free:
+        buffer = self._buffer
+        if buffer is not None:
+            buffer.append(rec)
+            if len(buffer) >= self._chunk:
+                self._append_flush()
+        elif self._lock_free:
             self._append_one(rec)
         else:
             with self._lock:
@@ -273,6 +287,11 @@ class UsageTracker:
                 except Exception:
                     self._listener_failed(fn)
         return rec
+
+    def _append_flush(self) -> None:
+        flush = getattr(self._store, "flush", None)
+        if flush is not None:
+            flush()
 
     def record_unknown(self, **fields: Any) -> UsageRecord:
         """Record an attempt whose token counts are unknown (a failed call, a custom
