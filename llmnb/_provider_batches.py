@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from llmnb import errors
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchAPI", "api_for"]
 
 
-class BatchAPI:
+class BatchAPI(ABC):
     name = ""
 
     def __init__(self, provider: HTTPProvider, first: Request) -> None:
@@ -72,16 +73,17 @@ class BatchAPI:
             )
         return r
 
-    async def submit(self, http: httpx.AsyncClient, requests: list[Request]) -> str:
-        raise NotImplementedError
+    # The three steps each provider's batch API implements (see the module docstring).
+    @abstractmethod
+    async def submit(self, http: httpx.AsyncClient, requests: list[Request]) -> str: ...
 
-    async def poll(self, http: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    async def poll(self, http: httpx.AsyncClient, batch_id: str) -> dict[str, Any]: ...
 
+    @abstractmethod
     async def results(
         self, http: httpx.AsyncClient, state: dict[str, Any]
-    ) -> dict[str, tuple[Any, str | None]]:
-        raise NotImplementedError
+    ) -> dict[str, tuple[Any, str | None]]: ...
 
 
 class _OpenAIBatch(BatchAPI):

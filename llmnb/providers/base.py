@@ -263,6 +263,24 @@ class HTTPProvider(Provider):
             return ()
         return (key,) if key else ()
 
+    def _answer_call(self, request: Request) -> HTTPCall:
+        """An HTTPCall carrying this request's key, so error text quoting it is scrubbed."""
+        return HTTPCall(url="", json=None, secrets=self.secrets_for(request))
+
+    def _load_event(self, event: SSEEvent, request: Request) -> Any:
+        """An event's JSON; unreadable data is reported without the key it may quote."""
+        try:
+            return json.loads(event.data)
+        except ValueError as exc:
+            excerpt = body_excerpt(event.data, self.secrets_for(request))
+            raise errors.ResponseFormatError(
+                f"a stream event could not be read ({type(exc).__name__}: {exc}): "
+                f"{excerpt[:120]!r}",
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=self.model,
+            ) from exc
+
     def _event_checked(self, event: SSEEvent, request: Request) -> Chunk | None:
         try:
             return self.parse_event(event, request)

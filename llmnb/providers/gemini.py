@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from llmnb import errors
-from llmnb._http import SSEEvent, body_excerpt, parse_retry_after, scrub
+from llmnb._http import SSEEvent, parse_retry_after, scrub
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
 from llmnb.types import Chunk, Completion, Request, Role, Usage
 
@@ -207,28 +207,6 @@ class GeminiProvider(HTTPProvider):
             headers=headers,
             secrets=secrets,
         )
-
-    def _load_event(self, event: SSEEvent, request: Request) -> Any:
-        """An event's JSON; unreadable data is reported without the key it may quote."""
-        try:
-            return json.loads(event.data)
-        except ValueError as exc:
-            excerpt = body_excerpt(event.data, self._answer_call(request).secrets)
-            raise errors.ResponseFormatError(
-                f"a stream event could not be read ({type(exc).__name__}: {exc}): "
-                f"{excerpt[:120]!r}",
-                provider=self.type_name,
-                profile=self.profile_name,
-                model=self.model,
-            ) from exc
-
-    def _answer_call(self, request: Request) -> HTTPCall:
-        """An HTTPCall carrying this request's key, so error text quoting it is scrubbed."""
-        try:
-            key = self.key_for(request)
-        except errors.LLMError:
-            key = None
-        return HTTPCall(url="", json=None, secrets=(key,) if key else ())
 
     # --- response -------------------------------------------------------------------
     def _chunk(self, data: Mapping[str, Any]) -> Chunk:

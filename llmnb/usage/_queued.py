@@ -112,6 +112,22 @@ class QueuedStore:
         """Rows loaded from the database at the first read (earlier sessions)."""
         return self._history_rows
 
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Write every row queued so far now; True when they are all stored.
+
+        False when the store is locked (the rows stay queued and are retried), failed
+        (the rows stay in memory only), or ``timeout`` seconds passed first.
+        """
+        if self._status == "failed":
+            return False
+        if not self._queue and not self._thread_alive():
+            return True
+        marker = Flush()
+        self._queue.append(marker)
+        self._urgent.set()
+        self._wake()
+        return marker.done.wait(timeout) and marker.ok
+
     def _thread_alive(self) -> bool:
         thread = self._thread
         return thread is not None and thread.is_alive() and self._pid == os.getpid()

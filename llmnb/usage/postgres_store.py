@@ -157,18 +157,6 @@ class PostgresStore(QueuedStore):
 
     # -- flushing -------------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = 30.0) -> bool:
-        """Commit every row queued so far; True when they are all in the database."""
-        if self._status == "failed":
-            return False
-        if not self._queue and not self._thread_alive():
-            return True
-        marker = Flush()
-        self._queue.append(marker)
-        self._urgent.set()
-        self._wake()
-        return marker.done.wait(timeout) and marker.ok
-
     def close(self, timeout: float | None = 10.0) -> bool:
         """Write what is queued, stop the writer and the connections; True if nothing is
         left unwritten. The store stays usable (a later row starts a new writer)."""

@@ -123,22 +123,6 @@ class SQLiteStore(QueuedStore):
 
     # -- flushing ----------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = 30.0) -> bool:
-        """Write every row queued so far now; True when they are all on disk.
-
-        False when the file is locked (the rows stay queued and are retried), failed
-        (the rows stay in memory only), or ``timeout`` seconds passed first.
-        """
-        if self._status == "failed":
-            return False
-        if not self._queue and not self._thread_alive():
-            return True
-        marker = Flush()
-        self._queue.append(marker)
-        self._urgent.set()
-        self._wake()
-        return marker.done.wait(timeout) and marker.ok
-
     def close(self, timeout: float | None = 10.0) -> bool:
         """Write what is queued and stop the writer; True when nothing is left unwritten.
 
