@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/bench_limiter.py` from the project root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmnb._client import LLMClient
+from llmnb.client.client import LLMClient
 from llmnb.middleware import ManualClock, RateLimiter
 from llmnb.middleware.base import Call
 from llmnb.providers import Provider

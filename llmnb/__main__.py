@@ -93,7 +93,8 @@ def usage(by: str, since: str | None, csv: str | None, store: str | None) -> int
     """Summarise the usage store (read-only) by ``by``; optionally export the rows."""
     from pathlib import Path
 
-    from llmnb import _env, config
+    from llmnb import config
+    from llmnb.config import env as _env
     from llmnb.errors import ConfigError
     from llmnb.notebook._dashboard_model import DashboardModel
     from llmnb.usage.report import records_to_dataframe, since_filter, summarize, totals

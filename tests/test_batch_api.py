@@ -10,8 +10,8 @@ import pytest
 
 import llmnb.batch
 from llmnb import errors
-from llmnb._client import LLMClient
-from llmnb.batch_api import DISCOUNT
+from llmnb.batch.api import DISCOUNT
+from llmnb.client.client import LLMClient
 from llmnb.providers.anthropic import AnthropicProvider
 from llmnb.providers.openai_compat import OpenAICompatibleProvider
 from llmnb.testing import FakeLLMServer, Fault

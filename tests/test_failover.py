@@ -10,7 +10,7 @@ import pytest
 
 import llmnb
 from llmnb import errors
-from llmnb.manager import reset_llm_manager
+from llmnb.client.manager import reset_llm_manager
 from llmnb.middleware import ManualClock, RetryPolicy
 from llmnb.testing import FakeLLMServer, Fault
 

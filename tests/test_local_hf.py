@@ -198,7 +198,7 @@ def test_without_the_extra_the_error_says_how_to_install_it(write_settings, monk
 def test_choosing_local_hf_does_not_import_torch_until_used():
     code = (
         "import sys, llmnb\n"
-        "from llmnb._registry import lookup_type\n"
+        "from llmnb.client.registry import lookup_type\n"
         "lookup_type('local_hf', 'x')\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )

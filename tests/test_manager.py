@@ -11,7 +11,7 @@ import pytest
 
 import llmnb
 from llmnb import config, errors
-from llmnb.manager import reset_llm_manager
+from llmnb.client.manager import reset_llm_manager
 from llmnb.middleware import ManualClock, Middleware
 from llmnb.providers import Provider
 from llmnb.providers.base import key_fingerprint

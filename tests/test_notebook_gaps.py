@@ -11,7 +11,7 @@ from _magics_shell import ip_fixture, mock_settings, run
 
 import llmnb
 from llmnb import errors
-from llmnb._registry import build_provider, import_factory, lookup_type
+from llmnb.client.registry import build_provider, import_factory, lookup_type
 from llmnb.middleware import budget
 from llmnb.notebook._display import format_cost
 from llmnb.providers import Provider
@@ -99,7 +99,7 @@ def test_registry_lookup_import_and_build_are_public():
         lookup_type("mokc", "p")
     with pytest.raises(errors.ConfigError, match="profile 'p', field provider_factory"):
         import_factory("no_colon_here", "p")
-    assert import_factory("llmnb._registry:lookup_type", "p") is lookup_type
+    assert import_factory("llmnb.client.registry:lookup_type", "p") is lookup_type
 
     class Echo:
         def generate(self, messages, temperature=None, max_tokens=None, timeout=None):

@@ -9,7 +9,7 @@ import pytest
 import redis
 import servers
 
-from llmnb._client import LLMClient
+from llmnb.client.client import LLMClient
 from llmnb.middleware.cache import CacheMiddleware, MemoryCache
 from llmnb.middleware.cache_redis import RedisCache
 from llmnb.providers.openai_compat import OpenAICompatibleProvider

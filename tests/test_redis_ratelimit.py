@@ -19,7 +19,7 @@ import redis
 import servers
 
 from llmnb import errors
-from llmnb._client import LLMClient
+from llmnb.client.client import LLMClient
 from llmnb.middleware.base import ManualClock
 from llmnb.middleware.ratelimit_redis import RedisRateLimiter
 from llmnb.middleware.retry import RetryPolicy
@@ -177,7 +177,7 @@ _WORKER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
     from llmnb.middleware.ratelimit_redis import RedisRateLimiter
     from llmnb.providers.openai_compat import OpenAICompatibleProvider
     from llmnb.usage import UsageTracker

@@ -16,7 +16,7 @@ import pytest
 
 import llmnb
 from llmnb import errors
-from llmnb.manager import reset_llm_manager
+from llmnb.client.manager import reset_llm_manager
 from llmnb.middleware import CacheMiddleware, ManualClock, Middleware
 from llmnb.middleware import budget as budget_mw
 from llmnb.middleware.base import Call

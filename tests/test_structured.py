@@ -14,7 +14,7 @@ import pytest
 
 import llmnb
 from llmnb import errors
-from llmnb.structured import extract_json, strict_schema
+from llmnb.client.structured import extract_json, strict_schema
 from llmnb.testing import FakeLLMServer, Fault
 
 
@@ -160,13 +160,13 @@ def test_strict_schema_keeps_fields_named_like_keywords():
 
 def test_pydantic_is_imported_only_when_response_model_is_used():
     code = (
-        "import sys, llmnb, llmnb._client, llmnb.manager, llmnb.middleware;"
+        "import sys, llmnb, llmnb.client.client, llmnb.client.manager, llmnb.middleware;"
         "heavy = [m for m in ('pandas', 'matplotlib', 'ipywidgets', 'genai_prices') "
         "if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    light = "import sys, llmnb, llmnb.structured; print('pydantic' in sys.modules)"
+    light = "import sys, llmnb, llmnb.client.structured; print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

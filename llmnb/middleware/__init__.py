@@ -6,6 +6,9 @@ Built in: :class:`RetryPolicy` (the attempt loop's retry rule), :class:`KeyPool`
 :class:`MetricsMiddleware`. Write your own by subclassing :class:`Middleware`
 (see :mod:`llmnb.middleware.base` for the hooks and their order) and add it with
 ``client.add_middleware(m)`` or ``LLMManager(middleware=[m])``.
+
+It may import ``providers``, ``usage``, ``config`` and the bottom modules, never the
+client: what hooks see of the client is the ``middleware.base.CallClient`` protocol.
 """
 
 from typing import TYPE_CHECKING, Any

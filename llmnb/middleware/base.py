@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from llmnb.types import Completion, Message, Request
 
 if TYPE_CHECKING:
-    from llmnb._core import _Core
+    from llmnb.providers.base import Provider
 
 __all__ = ["Call", "Chain", "Clock", "ManualClock", "Middleware", "SystemClock", "shared"]
 
@@ -115,6 +115,20 @@ class ManualClock:
         return f"ManualClock(t={self._t:.3f})"
 
 
+class CallClient(Protocol):
+    """What a call's hooks see of the client running it (an :class:`llmnb.LLMClient`).
+
+    Declared here so that ``middleware/`` never imports the client layer above it."""
+
+    @property
+    def profile(self) -> str | None: ...
+
+    @property
+    def provider(self) -> Provider: ...
+
+    def _build_request(self, call: Call) -> Request: ...
+
+
 class Call:
     """One logical call as the middlewares see it.
 
@@ -151,7 +165,7 @@ class Call:
 
     def __init__(
         self,
-        client: _Core,
+        client: CallClient,
         messages: tuple[Message, ...],
         params: dict[str, Any],
         *,

@@ -40,7 +40,7 @@ def _settings() -> Any:
 
 def cache_from_settings(settings: Any = None) -> Cache | None:
     """The shared cache the settings' ``cache:`` section describes, or None."""
-    from llmnb import _env
+    from llmnb.config import env as _env
 
     settings = settings if settings is not None else _settings()
     section = getattr(settings, "cache", None)

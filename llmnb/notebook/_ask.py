@@ -25,9 +25,9 @@ from llmnb.notebook._clients import Target, parse_target, parse_targets
 from llmnb.notebook._interpolate import InterpolationError, interpolate
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
     from llmnb.conversation import SessionManager
-    from llmnb.notebook.magics import LLMMagics
+    from llmnb.notebook._host import MagicsHost as LLMMagics
     from llmnb.types import Completion
 
 __all__ = ["ask"]
@@ -294,7 +294,7 @@ def _compare_value(text: str, fmt: str) -> tuple[str, Any]:
 
 
 def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[str, Any]) -> None:
-    from llmnb._settings_schema import redact_mapping
+    from llmnb.config.schema import redact_mapping
     from llmnb.usage.pricing import price_for
 
     prompt_tokens = sum(math.ceil(len(m["content"]) / 4) for m in messages)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
 
 __all__ = ["ClientCache", "Target", "parse_target", "parse_targets"]
 
@@ -55,7 +55,7 @@ def parse_targets(specs: str) -> list[Target]:
 def resolve(target: Target, agent: str | None) -> tuple[str, str | None]:
     """``(profile name, model)`` by the documented resolution order."""
     from llmnb import config
-    from llmnb._registry import create_llm_client_from_profile
+    from llmnb.client.profiles import create_llm_client_from_profile
 
     if target.profile is None:
         active = config.get_active_profile(agent)
@@ -89,7 +89,7 @@ class ClientCache:
     def get(self, target: Target, agent: str | None = None, step: str | None = None) -> LLMClient:
         """The client for ``target`` (as ``agent`` at ``step``); built without I/O on first use."""
         from llmnb import config
-        from llmnb._registry import create_llm_client_from_profile
+        from llmnb.client.profiles import create_llm_client_from_profile
 
         settings = config.load_settings()
         with self._lock:

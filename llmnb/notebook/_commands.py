@@ -24,7 +24,7 @@ from llmnb.notebook._args import split_line
 from llmnb.notebook._clients import parse_target
 
 if TYPE_CHECKING:
-    from llmnb.notebook.magics import LLMMagics
+    from llmnb.notebook._host import MagicsHost as LLMMagics
 
 __all__ = ["COMMANDS", "HELP", "run_command"]
 
@@ -89,7 +89,8 @@ def cmd_use(magics: LLMMagics, rest: str) -> None:
 
 def _key_status(name: str, profile: dict[str, Any]) -> str:
     """✓ a key is set, ✗ VAR: one is needed and missing, — none needed, ? cannot tell."""
-    from llmnb import _registry, config
+    from llmnb import config
+    from llmnb.client import registry as _registry
 
     if profile.get("api_key") or profile.get("api_keys") or profile.get("api_key_env"):
         found = config.resolve_api_keys(name, profile, None)
@@ -134,8 +135,8 @@ def cmd_list(magics: LLMMagics, rest: str) -> None:
 
 
 def cmd_providers(magics: LLMMagics, rest: str) -> None:
-    import llmnb
     from llmnb import config
+    from llmnb.client.registry import list_providers
 
     _no_args("providers", rest)
     settings = config.load_settings()
@@ -143,7 +144,7 @@ def cmd_providers(magics: LLMMagics, rest: str) -> None:
     for name in settings.profile_names():
         kind = str(config.get_profile(name).get("type") or "").lower()
         used.setdefault(kind, []).append(name)
-    rows = [[t, ", ".join(used.get(t, [])) or "—"] for t in llmnb.list_providers()]
+    rows = [[t, ", ".join(used.get(t, [])) or "—"] for t in list_providers()]
     d.show(d.table_bundle(["type", "your profiles"], rows))
 
 
@@ -151,7 +152,7 @@ def cmd_config(magics: LLMMagics, rest: str) -> None:
     import yaml
 
     from llmnb import config
-    from llmnb._settings_schema import display_path, redact_mapping
+    from llmnb.config.schema import display_path, redact_mapping
     from llmnb.errors import LLMError
 
     _no_args("config", rest)
@@ -280,12 +281,12 @@ def cmd_debug(magics: LLMMagics, rest: str) -> None:
 
 def cmd_picker(magics: LLMMagics, rest: str) -> None:
     _no_args("picker", rest)
-    d.display(importlib.import_module("llmnb.widgets").ProviderPicker())
+    d.display(importlib.import_module("llmnb.notebook.widgets").ProviderPicker())
 
 
 def cmd_dashboard(magics: LLMMagics, rest: str) -> None:
     _no_args("dashboard", rest)
-    d.display(importlib.import_module("llmnb.widgets").UsageDashboard())
+    d.display(importlib.import_module("llmnb.notebook.widgets").UsageDashboard())
 
 
 # -- %llm error ------------------------------------------------------------------------

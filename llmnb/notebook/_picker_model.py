@@ -213,13 +213,13 @@ def save_default(value: PickerValue) -> Path:
 
 def test_call(value: PickerValue) -> TestResult:
     """Send a minimal request with ``value``'s profile and model; never raises."""
-    import llmnb
+    from llmnb.client.profiles import create_llm_client_from_profile
 
     if not value.profile:
         return TestResult(False, 0.0, "✗ choose a profile first")
     started = time.perf_counter()
     try:
-        client = llmnb.create_llm_client_from_profile(
+        client = create_llm_client_from_profile(
             model_name=value.model or None, agent=value.agent, profile=value.profile
         )
         try:
@@ -308,7 +308,7 @@ def _provider_class(profile: Mapping[str, Any], name: str) -> Any:
     """The registered class (or factory) of a profile's ``type``; None for a factory."""
     if profile.get("provider_factory"):
         return None
-    from llmnb import _registry
+    from llmnb.client import registry as _registry
 
     # The registry's own lookup: same case rules and "did you mean" errors as a client.
     return _registry.lookup_type(str(profile.get("type") or ""), name)

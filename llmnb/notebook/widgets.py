@@ -31,7 +31,7 @@ from llmnb.notebook import _picker_model as pm
 from llmnb.notebook._picker_model import PickerValue
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
     from llmnb.usage import UsageRecord, UsageTracker
 
 __all__ = ["PickerValue", "ProviderPicker", "UsageDashboard"]
@@ -170,12 +170,12 @@ class ProviderPicker(_Panel):
 
     def client(self) -> LLMClient:
         """A client for the current choice (profile, model, agent, parameters)."""
-        import llmnb
+        from llmnb.client.profiles import create_llm_client_from_profile
 
         v = self.value
         if v is None or not v.profile:
             raise ConfigError("Choose a profile in the picker first.")
-        c = llmnb.create_llm_client_from_profile(
+        c = create_llm_client_from_profile(
             model_name=v.model or None, agent=v.agent, profile=v.profile
         )
         c.params.update(self._overrides)

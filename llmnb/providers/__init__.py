@@ -2,6 +2,11 @@
 
 ``BUILTINS`` maps each built-in ``type`` to ``"module:Class"``; the registry imports a
 module only when a profile uses it, so unused protocols cost nothing at start-up.
+
+What it holds: the ``Provider`` seam and the shared HTTP I/O (``base``), the OpenAI,
+Anthropic and Gemini wire protocols, the coding-agent CLIs, ``local_hf`` and ``mock``. A
+provider knows nothing of retries, pools or usage: it may import ``config`` (keys at call
+time), ``_http``, ``types`` and ``errors``, never ``middleware`` or ``client``.
 """
 
 from llmnb.providers.base import HTTPCall, HTTPProvider, Provider

@@ -74,7 +74,7 @@ class Provider:
     key_env_var: ClassVar[str | None] = None
     can_stream: ClassVar[bool] = True
     # How ``Request.response_schema`` reaches the model: "json_schema" (the wire's own
-    # schema option), "tool" (a forced tool call) or "prompt" (llmnb.structured adds
+    # schema option), "tool" (a forced tool call) or "prompt" (llmnb.client.structured adds
     # JSON instructions to the prompt and extracts fenced JSON from the answer).
     # In the first two modes the provider returns the JSON text as ``Completion.content``.
     structured_mode: ClassVar[str] = "prompt"

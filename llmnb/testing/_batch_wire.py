@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire, anthropic_error
 from llmnb.testing._faults import ErrorInfo
@@ -44,7 +44,23 @@ from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
 from llmnb.testing._wire import ChatWire, RecordedRequest
 
 if TYPE_CHECKING:
-    from llmnb.testing._server import FakeLLMServer
+    from llmnb.testing._faults import Fault
+    from llmnb.testing._wire import ChatCall, Reply
+
+
+class FakeLLMServer(Protocol):
+    """What the batch endpoints use of :class:`llmnb.testing.FakeLLMServer` (declared here
+    so that this module does not import the server, which imports it)."""
+
+    model: str
+
+    @property
+    def url(self) -> str: ...
+
+    def _next_fault(self, request: RecordedRequest) -> Fault | None: ...
+
+    def _plan(self, call: ChatCall, fault: Fault | None) -> Reply: ...
+
 
 __all__ = ["BatchAPIs", "batch_routes"]
 

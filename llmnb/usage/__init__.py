@@ -12,7 +12,8 @@ Example::
 The row contract (columns and dtypes) is documented in :mod:`llmnb.usage.record`;
 pricing rules in :mod:`llmnb.usage.pricing`; where rows are kept (SQLite by default) in
 :mod:`llmnb.usage.stores` and :mod:`llmnb.usage.sqlite_store`. Importing this package
-loads neither pandas, matplotlib, sqlite3, genai-prices nor IPython.
+loads neither pandas, matplotlib, sqlite3, genai-prices nor IPython. It may import
+``config`` (only to find the configured store) and the bottom modules, nothing above.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from llmnb.usage.memory import UsageStoreError
 from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
-from llmnb.usage.stores import UsageStoreError
 
 __all__ = [
     "SCHEMA",

@@ -12,9 +12,18 @@ import threading
 from array import array
 from typing import Any, Protocol, runtime_checkable
 
+from llmnb.errors import LLMError
 from llmnb.usage.record import CATEGORY_COLUMNS, COLUMNS, CodedColumn, UsageRecord
 
-__all__ = ["MemoryStore", "UsageStore"]
+__all__ = ["MemoryStore", "UsageStore", "UsageStoreError", "UsageStoreWarning"]
+
+
+class UsageStoreWarning(UserWarning):
+    """The usage database cannot be used right now; rows are kept in memory meanwhile."""
+
+
+class UsageStoreError(LLMError):
+    """A usage database cannot be read (``llmnb usage`` on a damaged or foreign file)."""
 
 
 @runtime_checkable

@@ -62,10 +62,9 @@ from llmnb.usage._postgres_sql import (
 )
 from llmnb.usage._postgres_sql import is_postgres_url as is_postgres_url
 from llmnb.usage._queued import Flush, QueuedStore
-from llmnb.usage.memory import MemoryStore
+from llmnb.usage.memory import MemoryStore, UsageStoreError, UsageStoreWarning
 from llmnb.usage.postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from llmnb.usage.postgres_schema import Incompatible, migrate, table
-from llmnb.usage.stores import UsageStoreError, UsageStoreWarning
 from llmnb.usage.team import TEAM_COLUMNS, identity, summarize_team
 
 if TYPE_CHECKING:

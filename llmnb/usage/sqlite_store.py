@@ -61,8 +61,7 @@ from llmnb.usage._sqlite import (
     tags_json,
     to_row,
 )
-from llmnb.usage.memory import MemoryStore
-from llmnb.usage.stores import UsageStoreWarning
+from llmnb.usage.memory import MemoryStore, UsageStoreWarning
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "read_usage"]
 

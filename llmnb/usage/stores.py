@@ -27,7 +27,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmnb.errors import ConfigError, LLMError
+from llmnb.errors import ConfigError
+from llmnb.usage.memory import UsageStoreError, UsageStoreWarning
 
 if TYPE_CHECKING:
     from llmnb.usage.memory import UsageStore
@@ -45,21 +46,13 @@ __all__ = [
 STORE_VAR = "LLMNB_USAGE_STORE"
 
 
-class UsageStoreWarning(UserWarning):
-    """The usage database cannot be used right now; rows are kept in memory meanwhile."""
-
-
-class UsageStoreError(LLMError):
-    """A usage database cannot be read (``llmnb usage`` on a damaged or foreign file)."""
-
-
 def store_path(spec: str, root: Path | None = None) -> Path | None:
     """The file a ``sqlite:///…`` address points at (absolute), or None for ``memory``
     and database servers (``postgresql…``).
 
     Raises ``ValueError`` saying which forms are accepted for anything else.
     """
-    from llmnb._settings_schema import parse_store_spec
+    from llmnb.config.schema import parse_store_spec
 
     kind, where = parse_store_spec(spec)
     if kind != "sqlite" or where is None:  # memory, or a database server
@@ -73,7 +66,7 @@ def store_path(spec: str, root: Path | None = None) -> Path | None:
 def open_store(spec: str, root: Path | None = None, **options: Any) -> UsageStore:
     """A store for the address ``spec``; ``options`` go to :class:`SQLiteStore` (or
     :class:`~llmnb.usage.postgres_store.PostgresStore` for a ``postgresql…`` URL)."""
-    from llmnb._settings_schema import parse_store_spec
+    from llmnb.config.schema import parse_store_spec
     from llmnb.usage.memory import MemoryStore
 
     if parse_store_spec(spec)[0] == "postgresql":
@@ -93,7 +86,8 @@ def configured_store() -> UsageStore:
 
     Raises ConfigError naming the variable or the settings file for a malformed address.
     """
-    from llmnb import _env, config
+    from llmnb import config
+    from llmnb.config import env as _env
 
     settings = config.load_settings()
     root = _env.project_root(settings.path) if settings.path is not None else Path.cwd()

@@ -479,7 +479,7 @@ def _configured_store() -> UsageStore:
 
         return configured_store()
     except Exception as exc:
-        from llmnb.usage.stores import UsageStoreWarning
+        from llmnb.usage.memory import UsageStoreWarning
 
         warnings.warn(
             f"llmnb: usage store not available ({exc}); usage is kept in memory for this "

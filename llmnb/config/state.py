@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmnb import _env
+from llmnb.config import env as _env
 from llmnb.errors import ConfigError
 
 __all__ = ["STATE_VERSION", "read_state", "state_path", "write_state"]

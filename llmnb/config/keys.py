@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from llmnb import _env
-from llmnb._config_files import get_env, load_settings
-from llmnb._settings_models import display_path
+from llmnb.config import env as _env
+from llmnb.config.files import get_env, load_settings
+from llmnb.config.models import display_path
 from llmnb.errors import MissingAPIKeyError
 
 __all__ = ["require_api_key", "resolve_api_keys"]

@@ -1,6 +1,6 @@
 """LLMClient: one profile's model, with middlewares, retries and a usage row per attempt.
 
-The decisions live in :mod:`llmnb._core` (``_Core``); the methods here are its I/O
+The decisions live in :mod:`llmnb.client.core` (``_Core``); the methods here are its I/O
 shells — they call the provider and sleep, sync or async, and nothing else.
 """
 
@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
-from llmnb._core import SETTINGS_FAILOVER, FailoverSource, _Core, _StreamState, perf
+from llmnb.client.core import FailoverSource, _Core, _StreamState, perf
 from llmnb.middleware.base import Call, Middleware
 from llmnb.types import Completion, MessagesLike
 
 __all__ = [
-    "SETTINGS_FAILOVER",
     "AsyncTextStream",
     "FailoverSource",
     "LLMClient",
@@ -44,9 +43,10 @@ class LLMClient(_Core):
     ``response_model``, ``max_validation_retries`` travel on the wire as-is.
     Every attempt (retries included) leaves one usage row; a failed call too, and one a
     middleware refused before sending (budget, key pool, rate limit: cost 0,
-    ``cost_source="not_sent"``). When the
-    settings list ``llm.fallbacks``, a failure that is the provider's moves the call to
-    the next profile (``client.failover = None`` turns that off).
+    ``cost_source="not_sent"``). A failure that is the provider's moves the call to the
+    next client of ``failover`` (a :class:`~llmnb.client.core.FailoverSource`): built from
+    a profile, that is the settings' ``llm.fallbacks``; from an ``LLMManager``, its failover
+    sequence; ``client.failover = None`` turns it off.
     """
 
     # --- sync ---------------------------------------------------------------------
@@ -55,7 +55,7 @@ class LLMClient(_Core):
         call, task = self._start(messages, params, stream=False)
         if task is None:
             return self._complete_call(call)
-        from llmnb.structured import InvalidAnswer
+        from llmnb.client.structured import InvalidAnswer
 
         while True:
             try:
@@ -76,7 +76,7 @@ class LLMClient(_Core):
                 nxt = self._fallback(call, exc)
                 if nxt is None:
                     raise
-                core = nxt
+                core = nxt  # type: ignore[assignment]  # sources give LLMClients
 
     def _run(self, call: Call) -> Completion:
         try:
@@ -152,7 +152,7 @@ class LLMClient(_Core):
                 nxt = None if out.started else self._fallback(call, exc)
                 if nxt is None:
                     raise
-                core = nxt
+                core = nxt  # type: ignore[assignment]  # sources give LLMClients
 
     def _stream_run(self, call: Call) -> Generator[str, None, Completion]:
         try:
@@ -195,7 +195,7 @@ class LLMClient(_Core):
         call, task = self._start(messages, params, stream=False)
         if task is None:
             return await self._acomplete_call(call)
-        from llmnb.structured import InvalidAnswer
+        from llmnb.client.structured import InvalidAnswer
 
         while True:
             try:
@@ -216,7 +216,7 @@ class LLMClient(_Core):
                 nxt = self._fallback(call, exc)
                 if nxt is None:
                     raise
-                core = nxt
+                core = nxt  # type: ignore[assignment]  # sources give LLMClients
 
     async def _arun(self, call: Call) -> Completion:
         try:
@@ -281,7 +281,7 @@ class LLMClient(_Core):
                 nxt = None if out.started else self._fallback(call, exc)
                 if nxt is None:
                     raise
-                core = nxt
+                core = nxt  # type: ignore[assignment]  # sources give LLMClients
 
     async def _astream_run(self, call: Call, out: AsyncTextStream) -> AsyncIterator[str]:
         try:

@@ -35,12 +35,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmnb import errors
-from llmnb._provider_batches import api_for
+from llmnb.batch.providers import api_for
 from llmnb.types import Completion, MessagesLike, Request, normalize_messages
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
-    from llmnb.batch import BatchResult
+    from llmnb.batch.results import BatchResult
+    from llmnb.client.client import LLMClient
 
 __all__ = ["DISCOUNT", "run"]
 
@@ -56,7 +56,7 @@ async def run(
     params: dict[str, Any],
 ) -> BatchResult:
     """Submit (or resume), poll, and map the results back to ``items``' order."""
-    from llmnb.batch import BatchItem, BatchResult
+    from llmnb.batch.results import BatchItem, BatchResult
 
     if params.pop("response_model", None) is not None:
         raise errors.InvalidOptionError(

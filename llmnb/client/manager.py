@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from llmnb import config, errors
-from llmnb._client import LLMClient
+from llmnb.client import registry as _registry
+from llmnb.client.client import LLMClient
 from llmnb.middleware.base import Clock, Middleware
 from llmnb.middleware.keypool import KeyPool
 from llmnb.middleware.metrics import MetricsMiddleware
@@ -39,7 +40,7 @@ from llmnb.providers.base import Provider, key_fingerprint
 from llmnb.types import Completion, MessagesLike
 from llmnb.usage import UsageTracker
 
-__all__ = ["LLMManager", "get_llm_manager", "reset_llm_manager"]
+__all__ = ["SETTINGS_FAILOVER", "LLMManager", "get_llm_manager", "reset_llm_manager"]
 
 log = logging.getLogger("llmnb.manager")
 
@@ -313,7 +314,7 @@ class LLMManager:
         if name in self._settings_profiles:
             return self._settings_profiles[name]
         names = self._names()
-        from llmnb._settings_schema import suggest
+        from llmnb.config.schema import suggest
 
         near = suggest(name, names)
         hint = f" Did you mean {near!r}?" if near else ""
@@ -347,7 +348,7 @@ class LLMManager:
     def _validate(self, name: str, fields: dict[str, Any]) -> None:
         from pydantic import ValidationError
 
-        from llmnb._settings_schema import FactoryProfileConfig, ProfileConfig
+        from llmnb.config.schema import FactoryProfileConfig, ProfileConfig
         from llmnb.providers import BUILTINS
 
         # Built-in types get the settings file's checks (typos named); others may carry
@@ -371,8 +372,6 @@ class LLMManager:
             ) from None
 
     def _build(self, name: str, profile: config.Profile) -> LLMClient:
-        from llmnb import _registry
-
         model = profile.get("model")
         if not model:
             raise errors.ConfigError(
@@ -439,3 +438,20 @@ def reset_llm_manager() -> None:
         manager, _manager = _manager, None
     if manager is not None:
         manager.close()
+
+
+class _SettingsFailover:
+    """``llm.fallbacks`` of the settings, for clients no manager built (the %%llm magic,
+    ``create_llm_client_from_profile``). Read only when a call fails: free otherwise."""
+
+    def fallbacks_for(self, profile: str | None) -> Iterable[LLMClient]:
+        settings = config.load_settings()
+        if profile not in settings.llm.providers or not settings.llm.fallbacks:
+            return ()
+        return get_llm_manager().fallbacks_for(profile)
+
+    def __repr__(self) -> str:
+        return "<llm.fallbacks of the settings>"
+
+
+SETTINGS_FAILOVER = _SettingsFailover()

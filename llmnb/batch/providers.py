@@ -1,6 +1,6 @@
 """The wire side of provider batch APIs: OpenAI Files + Batches, Anthropic Message Batches.
 
-:class:`BatchAPI` is what :mod:`llmnb.batch_api` needs from a provider — ``submit``
+:class:`BatchAPI` is what :mod:`llmnb.batch.api` needs from a provider — ``submit``
 (requests → batch id), ``poll`` (→ a state dict: ``status``, ``done``, ``total``,
 ``finished``, ``failed``) and ``results`` (→ ``{custom_id: (answer JSON, error)}``). The
 request bodies come from the profile's own provider (``provider.build``), so a batch
@@ -21,7 +21,7 @@ from llmnb.types import Request, normalize_messages
 if TYPE_CHECKING:
     import httpx
 
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
     from llmnb.providers.base import HTTPProvider
 
 __all__ = ["BatchAPI", "api_for"]

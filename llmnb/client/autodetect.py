@@ -99,7 +99,7 @@ def _environment(settings: config.Settings) -> Lookup:
 
     Client creation runs this; a look-up per variable would stat the folders each time.
     """
-    from llmnb import _env
+    from llmnb.config import env as _env
 
     dotenv = _env.read_dotenv(settings.env_path) if settings.env_path else {}
     return lambda name: os.environ.get(name) or dotenv.get(name)
@@ -185,7 +185,7 @@ def _profile_key(name: str, profile: Mapping[str, Any]) -> tuple[bool, str] | No
 
 def detect(agent: str | None = None) -> Detection:
     """Choose a provider (see the module docstring); ConfigError lists what was tried."""
-    from llmnb._registry import list_providers
+    from llmnb.client.registry import list_providers
 
     settings = config.load_settings()
     tried: list[str] = []

@@ -3,8 +3,8 @@
 Private: ``llmnb.config`` re-exports what users need (``Settings``, ``ProfileConfig``,
 ``AgentConfig``, ``redact``). Every problem found while reading a file becomes one
 ``ConfigError`` whose lines each say ``<file>: <dotted.location>: <what> — <what to do>``.
-The schema itself is in :mod:`llmnb._settings_models` and redaction in
-:mod:`llmnb._settings_redact`; their names are re-exported here.
+The schema itself is in :mod:`llmnb.config.models` and redaction in
+:mod:`llmnb.config.redact`; their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Annotated, Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Tag, ValidationError
 
-from llmnb._settings_models import AUTO as AUTO
-from llmnb._settings_models import DEFAULT_STORE as DEFAULT_STORE
-from llmnb._settings_models import (
+from llmnb.config.models import AUTO as AUTO
+from llmnb.config.models import DEFAULT_STORE as DEFAULT_STORE
+from llmnb.config.models import (
     AgentConfig,
     FactoryProfileConfig,
     LLMSection,
@@ -31,9 +31,9 @@ from llmnb._settings_models import (
     parse_store_spec,
     suggest,
 )
-from llmnb._settings_models import CacheSection as CacheSection
-from llmnb._settings_models import ProfileEntry as ProfileEntry
-from llmnb._settings_redact import is_sensitive_key, redact, redact_mapping
+from llmnb.config.models import CacheSection as CacheSection
+from llmnb.config.models import ProfileEntry as ProfileEntry
+from llmnb.config.redact import is_sensitive_key, redact, redact_mapping
 from llmnb.errors import ConfigError
 
 __all__ = [

@@ -31,8 +31,11 @@ Environment variables are read at call time; both files are re-read when their
 ``(mtime_ns, size)`` changes, so ``%env`` or an edited ``.env`` takes effect in a running kernel.
 
 This module resolves profiles, models and parameters and keeps the session's choice; loading
-is in :mod:`llmnb._config_files`, keys in :mod:`llmnb._config_keys`, the schema in
-:mod:`llmnb._settings_models` — all re-exported here.
+is in :mod:`llmnb.config.files`, keys in :mod:`llmnb.config.keys`, the schema in
+:mod:`llmnb.config.models` — all re-exported here. The package also holds ``.env``
+reading (``env``), validation messages (``schema``), redaction (``redact``) and the saved
+default (``state``). It imports only ``llmnb.errors`` (and pyyaml, pydantic,
+python-dotenv); everything above may import it.
 """
 
 from __future__ import annotations
@@ -43,11 +46,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from llmnb import _state
-from llmnb._config_files import SETTINGS_VAR as SETTINGS_VAR
-from llmnb._config_files import find_settings_path, get_env, load_settings
-from llmnb._config_keys import require_api_key, resolve_api_keys
-from llmnb._settings_models import (
+from llmnb.config import state as _state
+from llmnb.config.files import SETTINGS_VAR as SETTINGS_VAR
+from llmnb.config.files import find_settings_path, get_env, load_settings
+from llmnb.config.keys import require_api_key, resolve_api_keys
+from llmnb.config.models import (
     AUTO,
     AgentConfig,
     LLMSection,
@@ -59,8 +62,8 @@ from llmnb._settings_models import (
     display_path,
     suggest,
 )
-from llmnb._settings_redact import redact, redact_mapping
-from llmnb._settings_schema import _param_ok
+from llmnb.config.redact import redact, redact_mapping
+from llmnb.config.schema import _param_ok
 from llmnb.errors import ConfigError, ProviderNotFoundError
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Batches: one prompt per item (or DataFrame row), answered concurrently.
+"""Direct batches: one prompt per item (or DataFrame row), answered concurrently.
 
 Example::
 
@@ -26,7 +26,7 @@ How a batch runs:
 - **Progress.** A tqdm bar (a widget in Jupyter, text in a terminal) shows rows done,
   errors, cache hits and the running cost. ``progress=False`` hides it.
 - **Half price.** ``mode="batch_api"`` submits the whole batch to the provider's batch
-  API instead (OpenAI Batch, Anthropic Message Batches): see :mod:`llmnb.batch_api`.
+  API instead (OpenAI Batch, Anthropic Message Batches): see :mod:`llmnb.batch.api`.
 
 ``map`` works in a notebook cell even though Jupyter runs an event loop (the batch then
 runs on a loop in a worker thread); inside ``async`` code use ``await amap(...)``.
@@ -42,11 +42,11 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmnb import errors as _errors
-from llmnb._batch_results import DEFAULT_OUTPUT_ESTIMATE, BatchItem, BatchResult, DryRun
+from llmnb.batch.results import DEFAULT_OUTPUT_ESTIMATE, BatchItem, BatchResult, DryRun
 from llmnb.types import Completion, MessagesLike, normalize_messages
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
+    from llmnb.client.client import LLMClient
 
 __all__ = ["BatchItem", "BatchResult", "DryRun", "amap", "estimate", "map"]
 
@@ -198,7 +198,7 @@ def _check(options: dict[str, Any]) -> None:
 async def _run(items: list[MessagesLike], client: LLMClient, options: dict[str, Any]) -> Any:
     _check(options)
     if options.get("mode", "direct") == "batch_api":
-        from llmnb import batch_api
+        from llmnb.batch import api as batch_api
 
         return await batch_api.run(items, client, options, _call_params(options))
     params = _call_params(options)
@@ -329,7 +329,7 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _client_for(profile: str | None, model: str | None) -> LLMClient:
-    from llmnb._registry import create_llm_client_from_profile
+    from llmnb.client.profiles import create_llm_client_from_profile
 
     return create_llm_client_from_profile(model_name=model, profile=profile)
 
@@ -359,13 +359,7 @@ def _dry_run(items: list[MessagesLike], options: dict[str, Any]) -> DryRun:
         cost = math.fsum(cost_of(price, n, out) for n in inputs)
         source = "estimate"
         if mode == "batch_api":
-            from llmnb.batch_api import DISCOUNT
+            from llmnb.batch.api import DISCOUNT
 
             cost *= DISCOUNT
     return DryRun(items, inputs, [out] * len(items), cost, source, client.model, mode)
-
-
-# `import llmnb.batch` is the documented way to get `df.llm`: register it now.
-from llmnb import _accessor  # noqa: E402
-
-_accessor.register()

@@ -12,31 +12,23 @@ and ``result.attrs["llm"]``: rows, answered, errors, cached, cost_usd, mode. A
 ``Series`` of text has the same accessor (``s.llm.complete("Translate: {}")``).
 
 Registration without an extra step, and without making ``import llmnb`` import pandas:
-``import llmnb`` calls :func:`install`, which registers the accessor at once when
-pandas is already imported, and otherwise leaves a one-shot import hook that registers
-it right after pandas' own import finishes (the hook imports nothing by itself).
-``import llmnb.batch`` registers it too. This module never imports pandas at import.
+``import llmnb`` registers the accessor at once when pandas is already imported, and
+otherwise leaves a one-shot import hook (in ``llmnb/__init__.py``) that calls
+:func:`register` right after pandas' own import finishes. This module never imports
+pandas at import.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["install", "register"]
+__all__ = ["LLMFrameAccessor", "LLMSeriesAccessor", "register"]
 
-# `import llmnb` imports this module: it imports nothing beyond what llmnb already has.
 _registered = False
-
-
-def _debug(message: str) -> None:
-    import logging
-
-    logging.getLogger("llmnb").debug(message, exc_info=True)
 
 
 def register() -> None:
@@ -49,57 +41,6 @@ def register() -> None:
     _registered = True  # first: pandas warns if an accessor is registered twice
     pd.api.extensions.register_dataframe_accessor("llm")(LLMFrameAccessor)
     pd.api.extensions.register_series_accessor("llm")(LLMSeriesAccessor)
-
-
-def install() -> None:
-    """Register now if pandas is loaded, else right after pandas is first imported."""
-    if "pandas" in sys.modules:
-        try:
-            register()
-        except Exception:  # a broken pandas must not break `import llmnb`
-            _debug("llmnb: the .llm accessor could not be registered")
-        return
-    if not any(isinstance(f, _AfterPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterPandas())
-
-
-class _AfterPandas:
-    """A meta-path finder that wraps pandas' loader once, to register after it ran."""
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != "pandas":
-            return None
-        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]  # one shot
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find is not None else None
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
-
-
-class _RegisteringLoader:
-    """pandas' own loader, plus :func:`register` after the module has executed."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def create_module(self, spec: Any) -> Any:
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self._inner.exec_module(module)
-        try:
-            register()
-        except Exception:
-            _debug("llmnb: the .llm accessor could not be registered")
-
-    def __getattr__(self, name: str) -> Any:  # get_resource_reader, get_source, …
-        return getattr(self._inner, name)
 
 
 # -- the accessors ------------------------------------------------------------------------
@@ -186,10 +127,11 @@ class LLMSeriesAccessor:
 def _complete(df: pd.DataFrame, prompts: list[Any], out: str, options: dict[str, Any]) -> Any:
     import pandas as pd
 
-    from llmnb import batch
+    from llmnb.batch.results import DryRun
+    from llmnb.batch.runner import map as batch_map
 
-    res = batch.map(prompts, **options)
-    if isinstance(res, batch.DryRun):
+    res = batch_map(prompts, **options)
+    if isinstance(res, DryRun):
         return res
     result = df.copy()
     result[out] = pd.Series(res.outputs, index=df.index, dtype=object)

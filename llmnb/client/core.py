@@ -38,10 +38,9 @@ from llmnb.types import Chunk, Completion, MessagesLike, Request, Usage, normali
 from llmnb.usage import UsageTracker, get_tracker
 
 if TYPE_CHECKING:
-    from llmnb._client import LLMClient
-    from llmnb.structured import StructuredTask
+    from llmnb.client.structured import StructuredTask
 
-__all__ = ["SETTINGS_FAILOVER", "FailoverSource", "failover_eligible"]
+__all__ = ["FailoverSource", "failover_eligible"]
 
 # Keyword arguments that configure llmnb rather than travel on the wire.
 _REQUEST_FIELDS = ("model", "temperature", "max_tokens", "timeout")
@@ -49,29 +48,13 @@ perf = time.perf_counter
 
 
 class FailoverSource(Protocol):
-    """Gives the clients to try, in order, when a profile's call fails (LLMManager)."""
+    """Gives the clients to try, in order, when a profile's call fails.
 
-    def fallbacks_for(self, profile: str | None) -> Iterable[LLMClient]: ...
+    Handed to the client by whoever builds it: :class:`~llmnb.LLMManager` passes itself,
+    ``create_llm_client_from_profile`` the settings' ``llm.fallbacks``
+    (``llmnb.client.manager.SETTINGS_FAILOVER``). The core never looks one up."""
 
-
-class _SettingsFailover:
-    """``llm.fallbacks`` of the settings, for clients no manager built (the %%llm magic,
-    ``create_llm_client_from_profile``). Read only when a call fails: free otherwise."""
-
-    def fallbacks_for(self, profile: str | None) -> Iterable[LLMClient]:
-        from llmnb import config
-        from llmnb.manager import get_llm_manager
-
-        settings = config.load_settings()
-        if profile not in settings.llm.providers or not settings.llm.fallbacks:
-            return ()
-        return get_llm_manager().fallbacks_for(profile)
-
-    def __repr__(self) -> str:
-        return "<llm.fallbacks of the settings>"
-
-
-SETTINGS_FAILOVER: FailoverSource = _SettingsFailover()
+    def fallbacks_for(self, profile: str | None) -> Iterable[_Core]: ...
 
 
 def failover_eligible(exc: BaseException) -> bool:
@@ -145,7 +128,7 @@ class _Core:
         middleware: Sequence[Middleware] = (),
         clock: Clock | None = None,
         cache: Any = None,
-        failover: FailoverSource | None = SETTINGS_FAILOVER,
+        failover: FailoverSource | None = None,
     ) -> None:
         self.provider = provider
         self.profile = profile or provider.profile_name
@@ -206,7 +189,7 @@ class _Core:
         messages = call.messages
         schema = call.schema
         if schema is not None and self.structured_mode == "prompt":
-            from llmnb.structured import with_instructions
+            from llmnb.client.structured import with_instructions
 
             # The schema travels in the prompt; the provider must not apply its own.
             messages = with_instructions(messages, schema)
@@ -261,7 +244,7 @@ class _Core:
                 "response_model= cannot be used with stream()/astream(): the answer must be "
                 "complete to be validated. Use complete()/acomplete() instead."
             )
-        from llmnb.structured import StructuredTask
+        from llmnb.client.structured import StructuredTask
 
         task = StructuredTask(response_model, validation_retries)
         task.attach(call)
@@ -437,7 +420,7 @@ class _Core:
             hook(call, completion, None)
         return completion
 
-    def _fallback(self, call: Call, exc: BaseException) -> LLMClient | None:
+    def _fallback(self, call: Call, exc: BaseException) -> _Core | None:
         """The next profile of the failover sequence for this failure, or None."""
         if self.failover is None or not failover_eligible(exc):
             return None

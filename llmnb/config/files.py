@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llmnb import _env
-from llmnb._settings_models import Settings
-from llmnb._settings_schema import parse_settings
+from llmnb.config import env as _env
+from llmnb.config.models import Settings
+from llmnb.config.schema import parse_settings
 from llmnb.errors import ConfigError
 
 __all__ = ["SETTINGS_VAR", "find_settings_path", "get_env", "load_settings"]

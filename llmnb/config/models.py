@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from llmnb._settings_redact import _redact_value, is_sensitive_key, redact_mapping
+from llmnb.config.redact import _redact_value, is_sensitive_key, redact_mapping
 
 __all__ = [
     "AUTO",

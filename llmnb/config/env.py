@@ -77,7 +77,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
         return cached[1]
     from io import StringIO
 
-    from llmnb._settings_schema import decode_utf8, display_path
+    from llmnb.config.schema import decode_utf8, display_path
 
     try:
         raw = key.read_bytes()
