@@ -16,7 +16,7 @@ import servers
 
 import llmnb.batch
 from llmnb import errors
-from llmnb._client import LLMClient
+from llmnb.client.client import LLMClient
 from llmnb.middleware.base import ManualClock
 from llmnb.middleware.cache import MemoryCache
 from llmnb.middleware.cache_redis import RedisCache
@@ -242,10 +242,11 @@ def test_a_system_message_and_a_series_accessor(
     s = pd.Series(["hello", "bye"], name="greeting")
     out = s.llm.complete("{}!", system="Be brief.", client=client, progress=False)
     assert list(out.columns) == ["greeting", "output", "output_error"]
-    sent = [r.json["messages"] for r in server.requests]
-    assert sent[0] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "hello!"},
+    # the two rows run concurrently: the server may see them in either order
+    sent = sorted((r.json["messages"] for r in server.requests), key=lambda m: m[1]["content"])
+    assert sent == [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "bye!"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello!"}],
     ]
 
 
