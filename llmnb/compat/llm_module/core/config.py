@@ -98,9 +98,9 @@ def _from_env(name: str) -> tuple[str, dict[str, Any]]:
     model = os.environ.get(f"{name.upper()}_MODEL") or DEFAULT_MODELS[name]
     fields: dict[str, Any] = {"model": model}
     if key_var is not None:
-        # Naming the variable also makes $<VAR>S=k1,k2 a pool; a pool setting keeps
-        # a pool in place even while only one key is set.
-        fields.update(api_key_env=key_var, acquire_timeout=30.0)
+        # Naming the variable also makes $<VAR>S=k1,k2 a pool (decided when the client
+        # is first built: a one-key pool would cool its only key down on errors).
+        fields["api_key_env"] = key_var
     return ptype, with_env_base_url(ptype, fields)
 
 
