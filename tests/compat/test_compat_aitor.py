@@ -1,3 +1,4 @@
+# ruff: noqa: W291, W293, E501 — README blocks are kept verbatim, whitespace included
 """Seed 002 (Aitor's ``aitor.llm``): the README's LLM-manager blocks, imports changed only.
 
 Built-in providers reach FakeLLMServer through ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL``.
@@ -18,7 +19,7 @@ from llmnb.testing import FakeLLMServer, Fault
 IMPORTS = {"from aitor.llm import": "from llmnb.compat.aitor.llm import"}
 MSG = [{"role": "user", "content": "hello"}]
 
-BASIC = '''
+BASIC = """
 from aitor.llm import LLMManager
 
 # Create LLM manager
@@ -49,9 +50,9 @@ llm_manager.add_provider(
 
 # Set default provider
 llm_manager.set_default_provider("openai")
-'''
+"""
 
-OPENAI = '''
+OPENAI = """
 # Standard GPT-4 configuration
 openai_config = {
     "api_key": "sk-your-key",
@@ -73,9 +74,9 @@ o3_mini_config = {
 
 llm_manager.add_provider("openai", "openai", openai_config)
 llm_manager.add_provider("o3", "openai", o3_mini_config)
-'''
+"""
 
-ANTHROPIC = '''
+ANTHROPIC = """
 # Claude 3 Opus (most capable)
 claude_opus_config = {
     "api_key": "sk-ant-your-key",
@@ -103,9 +104,9 @@ claude_haiku_config = {
 llm_manager.add_provider("claude-opus", "anthropic", claude_opus_config)
 llm_manager.add_provider("claude-sonnet", "anthropic", claude_sonnet_config)
 llm_manager.add_provider("claude-haiku", "anthropic", claude_haiku_config)
-'''
+"""
 
-MOCK = '''
+MOCK = """
 # Mock provider with predefined responses
 mock_config = {
     "responses": {
@@ -118,17 +119,17 @@ mock_config = {
 }
 
 llm_manager.add_provider("mock", "mock", mock_config)
-'''
+"""
 
 # "### Failover Configuration" without its last line (a ReactAgent)
-FAILOVER = '''
+FAILOVER = """
 # Configure automatic failover
 llm_manager.set_failover_sequence([
     "openai",      # Try OpenAI first
     "claude-sonnet", # Fall back to Claude Sonnet
     "claude-haiku"   # Finally try Claude Haiku
 ])
-'''
+"""
 
 CUSTOM = '''
 from aitor.llm import LLMProvider
@@ -247,7 +248,7 @@ def create_llm_manager_from_env() -> LLMManager:
 llm_manager = create_llm_manager_from_env()
 '''
 
-RETRY_CONFIG = '''
+RETRY_CONFIG = """
 # LLM providers include automatic retry logic
 llm_config = {
     "api_key": "sk-your-key",
@@ -257,9 +258,9 @@ llm_config = {
     "timeout": 30.0,           # Request timeout
     "backoff_factor": 2.0      # Exponential backoff multiplier
 }
-'''
+"""
 
-POOL_CONFIG = '''
+POOL_CONFIG = """
 # Configure connection pooling for high-throughput applications
 openai_config = {
     "api_key": "sk-your-key",
@@ -269,7 +270,7 @@ openai_config = {
     "keep_alive": True,             # Keep connections alive
     "timeout": 30.0
 }
-'''
+"""
 
 CACHED = '''
 from functools import lru_cache
@@ -484,7 +485,9 @@ def test_retry_and_pool_configs_are_accepted_and_applied(srv, tracker, example):
 def test_caching_provider_example_as_written(srv, tracker, example):
     ns = example(BASIC, IMPORTS)
     ns["openai_provider"] = ns["llm_manager"].get_provider("openai")
-    example("from aitor.llm import LLMProvider\nfrom typing import List, Dict\n" + CACHED, IMPORTS, ns)
+    example(
+        "from aitor.llm import LLMProvider\nfrom typing import List, Dict\n" + CACHED, IMPORTS, ns
+    )
     # As written, the cached path returns the coroutine of the base provider (not awaited).
     result = asyncio.run(ns["cached_provider"].generate_response(MSG))
     assert asyncio.run(result) == "Echo: hello"
@@ -498,6 +501,8 @@ def test_monitored_manager_subclass(srv, tracker, example, capsys):
     assert capsys.readouterr().out == "Success rate: 0.00%\nTotal tokens: 0\n"
     monitored = ns["monitored_llm"]
     monitored.add_provider("openai", "openai", {"api_key": "sk-x", "model": "gpt-4"})
-    assert asyncio.run(monitored.generate_response("openai", [dict(m) for m in MSG])) == "Echo: hello"
+    assert (
+        asyncio.run(monitored.generate_response("openai", [dict(m) for m in MSG])) == "Echo: hello"
+    )
     assert monitored.get_usage_report()["total_requests"] == 1
     assert tracker.records[0].profile == "openai"

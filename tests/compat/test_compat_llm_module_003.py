@@ -1,3 +1,4 @@
+# ruff: noqa: W293 — README blocks are kept verbatim, whitespace included
 """Seed 003 ("LLM Module", ``llm``): every README code block, imports changed only.
 
 ``config/llm.yaml`` is the README's, as written; the endpoint is FakeLLMServer through
@@ -32,7 +33,7 @@ pool:
   acquire_timeout: 30.0
 """
 
-QUICK_START = '''
+QUICK_START = """
 from llm import get_llm_manager, LLMProvider, Message, MessageRole
 
 async def main():
@@ -44,12 +45,12 @@ async def main():
     print(response.content)
     
     await manager.close()
-'''
+"""
 
-SIMPLE = '''
+SIMPLE = """
 messages = [Message(MessageRole.USER, "Explain quantum computing")]
 response = await client.complete(messages, max_tokens=200)
-'''
+"""
 
 STREAMING = """
 messages = [Message(MessageRole.USER, "Write a story")]
@@ -57,7 +58,7 @@ async for chunk in client.stream_complete(messages):
     print(chunk, end='', flush=True)
 """
 
-HISTORY = '''
+HISTORY = """
 from llm import SessionManager
 
 session = SessionManager()
@@ -69,17 +70,17 @@ session.add_message(MessageRole.ASSISTANT, response.content)
 session.add_message(MessageRole.USER, "What's my name?")
 response = await client.complete(session.get_messages())
 # Response will remember "Alice"
-'''
+"""
 
-SYSTEM = '''
+SYSTEM = """
 messages = [
     Message(MessageRole.SYSTEM, "You are a helpful coding assistant"),
     Message(MessageRole.USER, "Write a Python function to sort a list")
 ]
 response = await client.complete(messages)
-'''
+"""
 
-PARALLEL = '''
+PARALLEL = """
 async def process_batch(prompts):
     manager = await get_llm_manager()
     client = manager.get_client(LLMProvider.ANTHROPIC)
@@ -95,7 +96,7 @@ async def process_batch(prompts):
 # Process 50 prompts in parallel
 prompts = [f"Question {i}" for i in range(50)]
 answers = await process_batch(prompts)
-'''
+"""
 
 STATUS = """
 status = manager.get_status(LLMProvider.ANTHROPIC)
@@ -109,7 +110,7 @@ for client_status in status['client_statuses']:
         print(f"  Tokens remaining: {client_status['rate_limit_status']['tokens_remaining']}")
 """
 
-RATE_LIMIT = '''
+RATE_LIMIT = """
 from llm import LLMRateLimitError
 
 try:
@@ -118,7 +119,7 @@ except LLMRateLimitError as e:
     print(f"Rate limited: {e}")
     # The pool automatically queues requests when rate limited
     # No manual retry needed
-'''
+"""
 
 MIDDLEWARE = """
 from llm.middleware.base import Middleware
@@ -271,4 +272,8 @@ def test_parallel_processing_and_load_test(srv, tracker, example, capsys, monkey
     out = capsys.readouterr().out
     assert out.startswith("Completed 20/20 in ")
     rows = tracker.records
-    assert len(rows) == 70 and {r.key_id for r in rows} != {None} and len({r.key_id for r in rows}) == 2
+    assert (
+        len(rows) == 70
+        and {r.key_id for r in rows} != {None}
+        and len({r.key_id for r in rows}) == 2
+    )

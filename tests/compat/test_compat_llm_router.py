@@ -1,3 +1,4 @@
+# ruff: noqa: W293 — README blocks are kept verbatim, whitespace included
 """Seed 004 (llm_router backend): the README's configs and run.py example, imports changed.
 
 CLI providers run the fake CLIs of tests/fake_bin; OpenRouter is FakeLLMServer through
@@ -85,7 +86,9 @@ def _run_py(example, cfg: str):
     config = json.loads(cfg)
     ns = {
         "config_backends": config["BACKENDS"],
-        "config_mediator": config.get("MEDIATOR", {"backends": [b["id"] for b in config["BACKENDS"]]}),
+        "config_mediator": config.get(
+            "MEDIATOR", {"backends": [b["id"] for b in config["BACKENDS"]]}
+        ),
         "log": logging.getLogger("run"),
         "backends": [],
     }
@@ -148,9 +151,16 @@ def test_claude_code_keys(fake_clis, tracker):
     assert text == "Hello from fake claude."
     argv = fake_clis()[-1]["argv"]
     assert argv[:3] == ["-p", "--output-format", "json"]
-    assert argv[-7:] == ["--tools", "default", "--add-dir", "a", "--add-dir", "b",
-                         "--no-session-persistence"]
-    assert ["--resume", "sess-1"] == argv[argv.index("--resume") : argv.index("--resume") + 2]
+    assert argv[-7:] == [
+        "--tools",
+        "default",
+        "--add-dir",
+        "a",
+        "--add-dir",
+        "b",
+        "--no-session-persistence",
+    ]
+    assert argv[argv.index("--resume") : argv.index("--resume") + 2] == ["--resume", "sess-1"]
     assert tracker.records[0].cost_source == "provider"  # claude's json carries its cost
 
 

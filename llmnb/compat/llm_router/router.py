@@ -185,7 +185,11 @@ def _split(name: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
                 f"{', '.join((*_TRACE, *_SESSION))}; copilot_cli {', '.join(_COPILOT)}; "
                 "claude_code the claude_* keys of the llm_router README."
             )
-    if cli and "trace" not in fields and (fields.get("trace_dir") or fields.get("trace_jsonl_path")):
+    if (
+        cli
+        and "trace" not in fields
+        and (fields.get("trace_dir") or fields.get("trace_jsonl_path"))
+    ):
         fields["trace"] = True  # the router's rule: either path alone turns tracing on
     if args:
         fields["args"] = args
