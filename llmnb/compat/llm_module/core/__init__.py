@@ -1,0 +1,1 @@
+"""``src.llm.core`` / ``llm.core``: manager, connection pool, types and exceptions."""
