@@ -16,6 +16,8 @@ The hierarchy::
     ├── PoolExhaustedError              no key of the pool free within ``acquire_timeout``
     ├── BudgetExceededError             the call could pass a USD budget; nothing was sent
     ├── StructuredOutputError           the answer never validated against ``response_model``
+    ├── ReplayError                     a cassette cannot be used (damaged, newer, unwritable)
+    │   └── ReplayMissError             replay mode, and no recording matches the request
     └── APIError                        anything that happened while calling a model
         ├── AuthenticationError         401 / 403
         ├── InvalidRequestError         400, 404, 422 ... the request itself is wrong
@@ -49,6 +51,8 @@ __all__ = [
     "ProviderError",
     "ProviderNotFoundError",
     "RateLimitError",
+    "ReplayError",
+    "ReplayMissError",
     "RequestExceedsLimitError",
     "ResponseFormatError",
     "StructuredOutputError",
@@ -131,6 +135,17 @@ class StructuredOutputError(LLMError):
         self.raw = raw
         self.errors = errors
         self.attempts = attempts
+
+
+class ReplayError(LLMError):
+    """A replay cassette cannot be read or written; the message names it and the line."""
+
+
+class ReplayMissError(ReplayError):
+    """Replay mode is on and no recorded request matches this one; nothing was sent.
+
+    The message names the cell, the profile and the closest recorded request, and says
+    how to record it (``%llm replay record …`` with keys, or mode ``auto``)."""
 
 
 class APIError(LLMError):

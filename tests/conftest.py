@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmnb import config
+from llmnb import config, replay
 from llmnb.testing import FakeLLMServer
 from llmnb.usage import UsageTracker, reset_default_tracker, set_tracker
 
@@ -29,9 +29,11 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.chdir(tmp_path)
     config.set_session_provider(None)
     config.set_session_params(**dict.fromkeys(config.get_session_params()))
+    replay.reset()
     # The default tracker is rooted in the test's own folder (its store lives there).
     reset_default_tracker()
     yield
+    replay.reset()
     config.set_session_provider(None)
     config.set_session_params(**dict.fromkeys(config.get_session_params()))
     reset_default_tracker()

@@ -96,7 +96,7 @@ class LLMClient(_Core):
             call.attempt += 1
             t0 = _perf()
             try:
-                completion = self.provider.complete(call.request)
+                completion = self._wire().complete(call.request)
             except BaseException as exc:
                 failures += 1
                 delay = self._on_error(exc, call, _perf() - t0, failures)
@@ -175,7 +175,7 @@ class LLMClient(_Core):
             t0 = _perf()
             state = _StreamState()
             try:
-                for chunk in self.provider.stream(call.request):
+                for chunk in self._wire().stream(call.request):
                     state.add(chunk, t0)
                     if chunk.content:
                         yield chunk.content
@@ -187,7 +187,7 @@ class LLMClient(_Core):
                 self.retry.sleep(delay)
                 continue
             latency = _perf() - t0
-            return self._on_success(state.completion(call.request), call, latency)
+            return self._on_success(state.completion(call.request), call, latency, state.parts)
 
     # --- async --------------------------------------------------------------------
     async def acomplete(self, messages: MessagesLike, **params: Any) -> Completion:
@@ -236,7 +236,7 @@ class LLMClient(_Core):
             call.attempt += 1
             t0 = _perf()
             try:
-                completion = await self.provider.acomplete(call.request)
+                completion = await self._wire().acomplete(call.request)
             except BaseException as exc:
                 failures += 1
                 delay = self._on_error(exc, call, _perf() - t0, failures)
@@ -307,7 +307,7 @@ class LLMClient(_Core):
             t0 = _perf()
             state = _StreamState()
             try:
-                async for chunk in self.provider.astream(call.request):
+                async for chunk in self._wire().astream(call.request):
                     state.add(chunk, t0)
                     if chunk.content:
                         yield chunk.content
@@ -319,7 +319,9 @@ class LLMClient(_Core):
                 await self.retry.asleep(delay)
                 continue
             latency = _perf() - t0
-            out.completion = self._on_success(state.completion(call.request), call, latency)
+            out.completion = self._on_success(
+                state.completion(call.request), call, latency, state.parts
+            )
             return
 
     # --- lifecycle ----------------------------------------------------------------

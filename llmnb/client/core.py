@@ -34,6 +34,8 @@ from llmnb.middleware.defaults import builtin_middleware
 from llmnb.middleware.retry import RetryPolicy
 from llmnb.providers.base import Provider
 from llmnb.providers.mock import estimate_tokens
+from llmnb.replay import session as _replay
+from llmnb.replay.wire import ReplayedUsage, ReplayWire, record_attempt
 from llmnb.types import Chunk, Completion, MessagesLike, Request, Usage, normalize_messages
 from llmnb.usage import UsageTracker, get_tracker
 
@@ -148,6 +150,9 @@ class _Core:
         self._user_mw: list[Middleware] = list(middleware)
         self._builtin = builtin_middleware(provider, self.profile, clock, cache)
         self._chain = Chain([*self._user_mw, *self._builtin])
+        # Replay from the environment or settings, resolved once; `%llm replay` and
+        # llmnb.replay.use() switch every client at once (read per attempt).
+        self._replay = _replay.configured()
 
     # --- configuration ------------------------------------------------------------
     @property
@@ -379,10 +384,24 @@ class _Core:
                 error=None if cancelled else str(exc),
                 **fields,
             )
+        elif isinstance(exc, errors.ReplayMissError):
+            # Nothing was sent: like a refusal, the row costs 0.
+            rec = self.tracker.record_unknown(
+                latency_s=latency,
+                status=status,
+                error=str(exc),
+                cost_usd=0.0,
+                cost_source="not_sent",
+                **fields,
+            )
         else:
             rec = self.tracker.record_unknown(
                 latency_s=latency, ttft_s=ttft, status=status, error=str(exc) or status, **fields
             )
+        if _replay.in_force(self._replay) is not None:
+            shown = state.parts if state is not None and state.started else None
+            if not cancelled and not isinstance(exc, errors.ReplayError):
+                self._record_attempt(call, rec, error=exc, chunks=shown)
         call.cost = rec.cost_usd
         for hook in self._chain.after_attempt:
             hook(call, None, exc)
@@ -393,9 +412,44 @@ class _Core:
             return 0.0  # the key pool has another key for this failure: use it now
         return self.retry.delay_for(exc, failures)
 
-    def _on_success(self, completion: Completion, call: Call, latency: float) -> Completion:
+    def _wire(self) -> Provider | ReplayWire:
+        """Who answers this attempt: the provider, or a cassette while replay is on."""
+        session = _replay.in_force(self._replay)
+        if session is None or not session.replaying:
+            return self.provider
+        return ReplayWire(self.provider, session, self.profile)
+
+    def _record_attempt(
+        self,
+        call: Call,
+        row: Any,
+        completion: Completion | None = None,
+        error: BaseException | None = None,
+        chunks: Sequence[str] | None = None,
+    ) -> None:
+        session = _replay.in_force(self._replay)
+        if session is not None and session.recording:
+            record_attempt(
+                session,
+                provider=self.provider,
+                profile=self.profile,
+                request=call.request,
+                row=row,
+                completion=completion,
+                error=error,
+                chunks=chunks,
+            )
+
+    def _on_success(
+        self,
+        completion: Completion,
+        call: Call,
+        latency: float,
+        chunks: Sequence[str] | None = None,
+    ) -> Completion:
         call.latency = latency
         u = completion.usage
+        replayed = isinstance(u, ReplayedUsage)
         rec = self.tracker.record(
             u.prompt_tokens,
             u.completion_tokens,
@@ -407,8 +461,11 @@ class _Core:
             base_url=self.provider.base_url,
             latency_s=latency,
             ttft_s=completion.ttft_s if completion.ttft_s is not None else math.nan,
+            cost_source="replay" if replayed else None,
             **self._row_fields(call),
         )
+        if not replayed and _replay.in_force(self._replay) is not None:
+            self._record_attempt(call, rec, completion=completion, chunks=chunks)
         completion.profile = self.profile
         completion.provider = self.provider.type_name
         completion.call_id = call.call_id

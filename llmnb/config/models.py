@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -318,12 +318,27 @@ class CacheSection(_Section):
         )
 
 
+class ReplaySection(_Section):
+    """The ``replay:`` section: answer calls from a cassette instead of the network.
+
+    ``mode`` is ``off``, ``record`` (call the providers and write every attempt),
+    ``replay`` (answer only from the cassette; a request it lacks is an error) or
+    ``auto`` (replay what is recorded, record what is not). ``cassette`` is a path,
+    relative to the project folder; ``{notebook}`` in it is the notebook's name.
+    """
+
+    mode: Literal["off", "record", "replay", "auto"] = "off"
+    cassette: str | None = None
+    force: bool = False
+
+
 class Settings(_Section):
     """Validated settings. ``path`` is the file read (None: built-in default)."""
 
     llm: LLMSection = Field(default_factory=LLMSection)
     usage: UsageSection = Field(default_factory=UsageSection)
     cache: CacheSection | None = None
+    replay: ReplaySection = Field(default_factory=ReplaySection)
     _path: Path | None = PrivateAttr(default=None)
     _env_path: Path | None = PrivateAttr(default=None)
 

@@ -22,6 +22,7 @@ from IPython.core.error import UsageError
 from llmnb.notebook import _display as d
 from llmnb.notebook._args import split_line
 from llmnb.notebook._clients import parse_target
+from llmnb.notebook._replay_cmd import cmd_replay
 
 if TYPE_CHECKING:
     from llmnb.notebook._host import MagicsHost as LLMMagics
@@ -40,6 +41,7 @@ HELP = """\
 %llm error [options]                   explain the last error and its cell
 %llm reset [NAME]                      forget the --chat conversation NAME (no NAME: all)
 %llm budget [USD|off]                  show or set this session's spending limit
+%llm replay [record|on|auto PATH | off] record calls into a cassette, or answer from one
 %llm picker | dashboard                provider picker / usage dashboard widgets
 %llm debug on|off                      show full tracebacks of llmnb errors
 Prompts fill in {name}, {expr}, {In[3]}, {Out[3]} from your variables; {{x}} keeps braces.
@@ -348,6 +350,7 @@ COMMANDS: dict[str, Callable[[LLMMagics, str], Any]] = {
     "list": cmd_list,
     "picker": cmd_picker,
     "providers": cmd_providers,
+    "replay": cmd_replay,
     "reset": cmd_reset,
     "usage": cmd_usage,
     "use": cmd_use,
