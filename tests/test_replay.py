@@ -288,7 +288,7 @@ def test_the_magic_records_and_replays_a_notebook(ip, write_settings, tape, keye
         assert "Hi there!" in live.text
     run(ip, "%unload_ext llmnb")
     run(ip, "%load_ext llmnb")  # a new session: fresh clients
-    assert "answering from" in run(ip, f"%llm replay on {tape}").text
+    assert "Replay on: answering from" in run(ip, f"%llm replay on {tape}").text
     again = run(ip, "%%llm -f text\nhello")
     assert "Hi there!" in again.text and again.result.success
     missing = run(ip, "%%llm -f text\nsomething never recorded")
@@ -395,3 +395,12 @@ def test_replay_off_is_free_and_changes_nothing(write_settings, keyed, tmp_path)
         c = llmnb.create_llm_client_from_profile().complete("hello")
     assert c.cost_source == "price_table" and not math.isnan(c.cost_usd)
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_offline_providers_are_neither_recorded_nor_replayed(tape):
+    llmnb.replay.use("replay", tape)  # an empty cassette: any replayed call would miss
+    c = llmnb.create_llm_client_from_profile(profile="demo").complete("hello")
+    assert c.cost_source != "replay" and c.content
+    llmnb.replay.use("record", tape)
+    llmnb.create_llm_client_from_profile(profile="demo").complete("hello")
+    assert not tape.exists() or tape.read_text() == ""

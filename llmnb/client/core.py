@@ -415,7 +415,7 @@ class _Core:
     def _wire(self) -> Provider | ReplayWire:
         """Who answers this attempt: the provider, or a cassette while replay is on."""
         session = _replay.in_force(self._replay)
-        if session is None or not session.replaying:
+        if session is None or not session.replaying or not self.provider.replayable:
             return self.provider
         return ReplayWire(self.provider, session, self.profile)
 
@@ -428,7 +428,7 @@ class _Core:
         chunks: Sequence[str] | None = None,
     ) -> None:
         session = _replay.in_force(self._replay)
-        if session is not None and session.recording:
+        if session is not None and session.recording and self.provider.replayable:
             record_attempt(
                 session,
                 provider=self.provider,

@@ -54,4 +54,5 @@ def cmd_replay(magics: MagicsHost, rest: str) -> None:
         "replay": "answering from",
         "auto": "answering from (and recording what is missing into)",
     }[session.mode]
-    print(f"Replay {session.mode}: {what} {tape.path} ({len(tape)} recorded attempts).")
+    label = {"record": "recording", "replay": "on", "auto": "auto"}[session.mode]
+    print(f"Replay {label}: {what} {tape.path} ({len(tape)} recorded attempts).")

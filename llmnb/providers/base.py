@@ -78,6 +78,8 @@ class Provider:
     # JSON instructions to the prompt and extracts fenced JSON from the answer).
     # In the first two modes the provider returns the JSON text as ``Completion.content``.
     structured_mode: ClassVar[str] = "prompt"
+    #: Whether record/replay cassettes take this provider's answers (offline ones need none).
+    replayable: ClassVar[bool] = True
 
     def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
         self.profile_name = profile_name

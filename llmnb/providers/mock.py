@@ -52,6 +52,7 @@ class MockProvider(Provider):
     """Answers from a keyword table; never touches the network."""
 
     type_name: ClassVar[str] = "mock"
+    replayable: ClassVar[bool] = False  # offline and deterministic: nothing to record
 
     def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
         super().__init__(profile_name, profile, model)
