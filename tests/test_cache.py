@@ -355,3 +355,10 @@ def test_a_failing_custom_cache_backend_costs_no_answer(
     assert not any(a.cached for a in answers)
     assert _statuses(tracker) == ["ok", "ok"]
     assert len(_cache_warnings(caplog)) == 1
+
+
+def test_the_cache_folder_llmnb_creates_is_kept_out_of_git(settings_client, tracker, tmp_path):
+    client = settings_client({"backend": "sqlite:///.llmnb/cache.db"})
+    client.complete("hello")
+    assert (tmp_path / ".llmnb" / "cache.db").is_file()
+    assert (tmp_path / ".llmnb" / ".gitignore").read_text() == "*\n"
