@@ -54,23 +54,24 @@ def is_regular_file(path: Path, subject: str, fix: str, folders_ok: bool = False
     """
     try:
         st = os.lstat(path)  # one syscall in the common cases: nothing there, or a file
-        if _stat.S_ISLNK(st.st_mode):
-            st = os.stat(path)
-    except FileNotFoundError:
-        if not os.path.lexists(path):
-            return False
-        target = os.readlink(path)
-        raise ConfigError(
-            f"{subject} is a symbolic link to {target!r}, which does not exist. {fix}"
-        ) from None
-    except NotADirectoryError:
-        return False  # a file where a folder of the path should be: nothing there
+    except (FileNotFoundError, NotADirectoryError):
+        return False
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(
-                f"{subject} is a symbolic link that leads back to itself (a loop). {fix}"
-            ) from None
         raise ConfigError(f"{subject} cannot be read ({exc.strerror}). {fix}") from None
+    if _stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            target = os.readlink(path)
+            raise ConfigError(
+                f"{subject} is a symbolic link to {target!r}, which does not exist. {fix}"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(
+                    f"{subject} is a symbolic link that leads back to itself (a loop). {fix}"
+                ) from None
+            raise ConfigError(f"{subject} cannot be read ({exc.strerror}). {fix}") from None
     if _stat.S_ISREG(st.st_mode):
         return True
     if _stat.S_ISDIR(st.st_mode):
