@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import textwrap
 import traceback
 from collections.abc import Callable
@@ -97,6 +98,40 @@ SETTINGS_CASES = [
         "llm:\n  params: " + "[" * 3000 + "]" * 3000 + "\n",
         errors.ConfigError,
         ("settings.yaml",),
+    ),
+    SettingsCase(
+        "profile-defined-twice",
+        "llm:\n  active_provider: p\n  providers:\n    p: {type: mock, model: first}\n"
+        "    q: {type: mock, model: m}\n    p: {type: mock, model: second}\n",
+        errors.ConfigError,
+        ("settings.yaml", "profile 'p' is defined twice", "lines 4 and 6", "Remove one"),
+    ),
+    SettingsCase(
+        "profile-key-written-twice",
+        "llm:\n  active_provider: p\n  providers:\n    p:\n      type: mock\n"
+        "      model: a\n      model: b\n",
+        errors.ConfigError,
+        ("settings.yaml", "'model' is written twice in llm.providers.p", "lines 6 and 7"),
+    ),
+    SettingsCase(
+        "flow-mapping-key-twice",
+        _one("{type: mock, model: m, model: n}"),
+        errors.ConfigError,
+        ("settings.yaml", "'model'", "line 4, columns"),
+    ),
+    SettingsCase(
+        "yaml-alias-bomb",
+        "llm:\n  active_provider: p\n  providers:\n    p:\n      type: mock\n"
+        "      model: m\n      params:\n        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"        l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)),
+        errors.ConfigError,
+        ("settings.yaml", "llm.providers.p.params", "aliases", "100,000"),
+    ),
+    SettingsCase(
+        "yaml-recursive-alias",
+        _one("{type: mock, model: m, params: &loop {stop: [*loop]}}"),
+        errors.ConfigError,
+        ("settings.yaml", "recursive"),
     ),
     SettingsCase(
         "top-level-list",
@@ -436,6 +471,87 @@ def test_bad_settings_give_a_typed_error_naming_the_place_and_the_fix(
         assert case.call, f"{case.id}: the client was built: {client!r}"
         client.complete("hi")
     _assert_typed(info.value, case.error, case.words)
+
+
+# Paths that are there but are no readable file. Skipping them would let another file,
+# or the built-in demo profile, answer instead of the settings the user meant.
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+
+
+def _dangling_link(path: Path) -> None:
+    path.symlink_to(path.parent / "gone-away.yaml")
+
+
+def _link_loop(path: Path) -> None:
+    other = path.parent / "other-link"
+    path.symlink_to(other)
+    other.symlink_to(path)
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)  # reading it would block forever
+
+
+def _unreadable(path: Path) -> None:
+    if os.geteuid() == 0:  # root reads a chmod 000 file; /proc/self/mem refuses a read
+        if not Path("/proc/self/mem").exists():
+            pytest.skip("running as root without /proc: no way to make a file unreadable")
+        path.symlink_to("/proc/self/mem")
+    else:
+        path.write_text("llm: {}\n")
+        path.chmod(0)
+
+
+SHAPES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
+    "folder": (_folder, ("is a folder",)),
+    "dangling-link": (_dangling_link, ("symbolic link", "gone-away.yaml", "does not exist")),
+    "link-loop": (_link_loop, ("symbolic link", "loop")),
+    "fifo": (_fifo, ("not a regular file",)),
+    "unreadable": (_unreadable, ("read",)),
+}
+
+# Where a settings-like file is looked for: (the path, env vars, words, shapes it covers).
+# A folder named `.env` is a virtualenv, not a dotenv file: skipped (tested below).
+PLACES = {
+    "settings.yaml": ("config/settings.yaml", (), ("config/settings.yaml",)),
+    "LLMNB_SETTINGS": ("team.yaml", (("LLMNB_SETTINGS", "team.yaml"),), ("LLMNB_SETTINGS",)),
+    ".env": (".env", (), (".env",)),
+    "LLMNB_ENV_FILE": ("keys.env", (("LLMNB_ENV_FILE", "keys.env"),), ("LLMNB_ENV_FILE",)),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_settings_path_that_is_no_readable_file_is_a_config_error_naming_it(
+    place: str, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracker
+) -> None:
+    if place == ".env" and shape == "folder":
+        pytest.skip("a folder named .env is a virtualenv: see the test below")
+    relative, env, words = PLACES[place]
+    make, shape_words = SHAPES[shape]
+    (tmp_path / "config").mkdir()
+    if place != "settings.yaml":  # a good settings file next to the bad one
+        (tmp_path / "config" / "settings.yaml").write_text(_one(MOCK))
+    make(tmp_path / relative)
+    for name, value in env:
+        monkeypatch.setenv(name, value)
+    with pytest.raises(Exception) as info:
+        client = llmnb.create_llm_client_from_profile()
+        client.complete("hi")
+        pytest.fail(f"the client {client!r} answered")
+    if shape == "unreadable":  # found, then its read fails: named by its path
+        words = (Path(relative).name,)
+    _assert_typed(info.value, errors.ConfigError, (*words, *shape_words))
+
+
+def test_a_virtualenv_named_dot_env_is_not_a_settings_problem(tmp_path: Path, tracker) -> None:
+    (tmp_path / ".env" / "bin").mkdir(parents=True)  # python -m venv .env
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings.yaml").write_text(_one(MOCK))
+    assert llmnb.create_llm_client_from_profile().complete("hi").content
 
 
 def test_the_corpus_has_at_least_fifty_cases() -> None:

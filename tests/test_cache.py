@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ import llmnb
 from llmnb import errors
 from llmnb.middleware import CacheMiddleware, MemoryCache, SQLiteCache
 from llmnb.testing import FakeLLMServer, Fault
+from llmnb.usage import UsageTracker
 
 KEY = "sk-cache-test-key-000111"
 
@@ -186,3 +191,174 @@ def test_a_bad_cache_option_or_backend_is_a_typed_error(settings_client, write_s
         llmnb.config.load_settings()
     with pytest.raises(errors.ConfigError, match="not an SQLite URL"):
         SQLiteCache.from_url("postgres://x")
+
+
+# -- a side store never costs the user an answer -------------------------------------------
+
+_HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+def _cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "llmnb.cache" and r.levelno >= logging.WARNING
+    ]
+
+
+def _statuses(tracker: UsageTracker) -> list[str]:
+    return list(tracker.to_dataframe()["status"])
+
+
+def test_a_cache_file_locked_by_another_process_costs_no_answer(
+    settings_client, server, tracker, tmp_path: Path, caplog
+):
+    client = settings_client({"backend": "sqlite:///.llmnb/cache.db"})
+    client.complete("hello")  # stored
+    db = tmp_path / ".llmnb" / "cache.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="llmnb.cache"):
+            again = client.complete("hello")  # a hit, were the file readable
+            other = client.complete("hello, another question")
+            late = asyncio.run(client.acomplete("hello, a third"))
+        elapsed = time.monotonic() - started
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert isinstance(again, llmnb.Completion) and again.content == "Hi there!"
+    assert not again.cached and not other.cached and late.content
+    assert len(server.requests) == 4  # every call reached the provider
+    assert _statuses(tracker) == ["ok"] * 4  # and left its usage row
+    warned = _cache_warnings(caplog)
+    assert len(warned) == 1, warned
+    assert "cache.db" in warned[0] and "lock" in warned[0]
+    assert elapsed < 20  # the lock is waited for once (seconds), not per call
+
+
+def test_a_cache_file_damaged_mid_session_costs_no_answer(
+    settings_client, server, tracker, tmp_path: Path, caplog
+):
+    client = settings_client({"backend": "sqlite:///.llmnb/cache.db"})
+    client.complete("hello")
+    assert client.complete("hello").cached
+    db = tmp_path / ".llmnb" / "cache.db"
+    garbage = b"this is not an SQLite file " * 400
+    db.write_bytes(garbage)
+    with caplog.at_level(logging.WARNING, logger="llmnb.cache"):
+        first = client.complete("hello")
+        second = client.complete("hello, something new")
+        third = asyncio.run(client.acomplete("hello"))
+    assert [first.cached, second.cached, third.cached] == [False, False, False]
+    assert first.content == third.content == "Hi there!"
+    assert len(server.requests) == 4
+    assert _statuses(tracker) == ["ok"] * 5
+    warned = _cache_warnings(caplog)
+    assert len(warned) == 1, warned
+    assert "cache.db" in warned[0] and "delete it" in warned[0]
+    assert db.read_bytes() == garbage  # the user's file is reported, never replaced
+
+
+def test_a_damaged_cache_file_is_used_again_once_replaced(
+    server, settings_client, tmp_path, caplog
+):
+    db = tmp_path / "c.db"
+    client = settings_client()
+    client.add_middleware(CacheMiddleware(SQLiteCache(db, retry_interval=0)))
+    client.complete("hello")
+    db.write_bytes(b"\x00garbage" * 1000)
+    with caplog.at_level(logging.WARNING, logger="llmnb.cache"):
+        assert not client.complete("hello").cached
+        assert not client.complete("hello").cached  # still damaged: no second warning
+        db.unlink()  # what the warning says to do
+        assert not client.complete("hello").cached  # a fresh file, this answer stored
+        assert client.complete("hello").cached
+    warned = _cache_warnings(caplog)
+    assert len(warned) == 2 and "usable again" in warned[1], warned
+
+
+def test_a_cache_file_locked_when_the_client_is_built_costs_no_answer(
+    server, settings_client, tmp_path, caplog
+):
+    db = tmp_path / "c.db"
+    SQLiteCache(db).close()  # the file exists, with its table
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        with caplog.at_level(logging.WARNING, logger="llmnb.cache"):
+            cache = SQLiteCache(db, busy_timeout=0.2, retry_interval=0)
+            client = settings_client()
+            client.add_middleware(CacheMiddleware(cache))
+            assert client.complete("hello").content == "Hi there!"
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert len(_cache_warnings(caplog)) == 1
+    client.complete("hello")  # the lock is gone: stored now
+    assert client.complete("hello").cached
+
+
+class _BrokenCache:
+    """A custom backend that fails every way it can."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def get(self, key: str) -> Any:
+        if self.value is None:
+            raise RuntimeError("backend exploded")
+        return self.value
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        raise OSError("disk on fire")
+
+    def clear(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [_BrokenCache(), _BrokenCache({"content": "no usage field"}), _BrokenCache(["a", "list"])],
+    ids=["raises", "wrong-shape", "not-a-dict"],
+)
+def test_a_failing_custom_cache_backend_costs_no_answer(
+    backend, server, settings_client, tracker, caplog
+):
+    client = settings_client()
+    client.add_middleware(CacheMiddleware(backend))
+    with caplog.at_level(logging.WARNING, logger="llmnb.cache"):
+        answers = [client.complete("hello"), asyncio.run(client.acomplete("hello"))]
+    assert [a.content for a in answers] == ["Hi there!"] * 2
+    assert not any(a.cached for a in answers)
+    assert _statuses(tracker) == ["ok", "ok"]
+    assert len(_cache_warnings(caplog)) == 1
+
+
+def test_the_cache_folder_llmnb_creates_is_kept_out_of_git(settings_client, tracker, tmp_path):
+    client = settings_client({"backend": "sqlite:///.llmnb/cache.db"})
+    client.complete("hello")
+    assert (tmp_path / ".llmnb" / "cache.db").is_file()
+    assert (tmp_path / ".llmnb" / ".gitignore").read_text() == "*\n"

@@ -522,3 +522,24 @@ def test_a_key_the_agent_prints_is_scrubbed_from_errors_rows_and_transcripts(
     assert len(surfaces) >= 5  # error, attributes, rows, share transcript, stdout, jsonl
     for text in surfaces:
         assert secret not in text
+
+
+def test_the_default_trace_folder_is_kept_out_of_git(make_client, agents, tmp_path):
+    make_client("claude_code", model="sonnet", trace=True).generate("my secret plan")
+    assert any((tmp_path / ".llmnb" / "traces").iterdir())  # transcripts and the log
+    assert (tmp_path / ".llmnb" / ".gitignore").read_text() == "*\n"
+
+
+def test_traces_in_an_existing_llmnb_folder_get_a_gitignore_of_their_own(
+    make_client, agents, tmp_path
+):
+    (tmp_path / ".llmnb").mkdir()  # the user's (or an older llmnb's): left as it is
+    make_client("claude_code", model="sonnet", trace=True).generate("my secret plan")
+    assert (tmp_path / ".llmnb" / "traces" / ".gitignore").read_text() == "*\n"
+    assert not (tmp_path / ".llmnb" / ".gitignore").exists()
+
+
+def test_a_trace_folder_the_user_names_gets_no_gitignore(make_client, agents, tmp_path):
+    folder = tmp_path / "my-traces"
+    make_client("claude_code", model="sonnet", trace=True, trace_dir=str(folder)).generate("hi")
+    assert any(folder.iterdir()) and not (folder / ".gitignore").exists()

@@ -819,3 +819,18 @@ def test_a_bad_usage_store_names_the_field_and_the_accepted_forms(settings_file,
 def test_usage_store_forms_that_are_accepted(settings_file, store):
     settings_file(f"usage: {{store: '{store}'}}")
     assert config.load_settings().usage.store == store
+
+
+def test_yaml_merge_keys_may_override_what_they_bring_in(settings_file):
+    # `<<: *base` then `model:` is YAML's way to share defaults, not a key written twice.
+    settings_file(
+        "llm:\n"
+        "  active_provider: b\n"
+        "  providers:\n"
+        "    a: &base {type: mock, model: m1, temperature: 0.1}\n"
+        "    b:\n"
+        "      <<: *base\n"
+        "      model: m2\n"
+    )
+    b = config.load_settings().llm.providers["b"]
+    assert (b.model, b.temperature) == ("m2", 0.1)

@@ -17,7 +17,7 @@ import pytest
 import llmnb
 from llmnb import errors
 from llmnb.client.manager import reset_llm_manager
-from llmnb.middleware import CacheMiddleware, ManualClock, Middleware
+from llmnb.middleware import ManualClock, Middleware
 from llmnb.middleware import budget as budget_mw
 from llmnb.middleware.base import Call
 from llmnb.providers.base import key_fingerprint
@@ -250,20 +250,12 @@ def test_a_rate_limit_refusal_after_the_pool_picked_a_key_names_that_key(
 # --- a middleware's own error --------------------------------------------------------
 
 
-class BrokenCache:
-    """A cache backend whose reads fail (a disk or network error)."""
+class BrokenLookup(Middleware):
+    """A ``before_call`` hook whose lookup fails (a disk or network error). (A failing
+    *cache* backend no longer fails the call: see test_cache.py.)"""
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        raise OSError("cache unreachable")
-
-    def set(self, key: str, value: dict[str, Any]) -> None:
-        raise AssertionError("never reached")
-
-    def clear(self) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 0
+    def before_call(self, call: Call) -> None:
+        raise OSError("lookup unreachable")
 
 
 class Gate(Middleware):
@@ -274,8 +266,8 @@ class Gate(Middleware):
 def test_a_middleware_error_before_sending_leaves_one_row(settings, server, tracker: UsageTracker):
     settings()
     client = llmnb.create_llm_client_from_profile()
-    client.add_middleware(CacheMiddleware(BrokenCache()))
-    with pytest.raises(OSError, match="cache unreachable") as cache_info:
+    client.add_middleware(BrokenLookup())
+    with pytest.raises(OSError, match="lookup unreachable") as cache_info:
         client.complete("hi")
     other = llmnb.create_llm_client_from_profile()
     other.add_middleware(Gate())

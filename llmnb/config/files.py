@@ -14,6 +14,7 @@ from llmnb.errors import ConfigError
 __all__ = ["SETTINGS_VAR", "find_settings_path", "get_env", "load_settings"]
 
 SETTINGS_VAR = "LLMNB_SETTINGS"
+_FIX = f"Make it the settings file (or remove it), or set {SETTINGS_VAR} to the file to use."
 _DEFAULT_DATA: dict[str, Any] = {
     "llm": {
         "active_provider": "demo",
@@ -32,13 +33,16 @@ def find_settings_path() -> Path | None:
     explicit = os.environ.get(SETTINGS_VAR)
     if explicit:
         path = Path(explicit).expanduser()
-        if not path.is_file():
+        fix = f"Fix the path, or unset {SETTINGS_VAR} to use config/settings.yaml."
+        if not _env.is_regular_file(path, f"{SETTINGS_VAR} is set to {explicit!r}, which", fix):
             raise ConfigError(
                 f"{SETTINGS_VAR} is set to {explicit!r}, but there is no such file. "
                 f"Fix the path, or unset {SETTINGS_VAR} to use config/settings.yaml."
             )
         return path
-    return _env.find_upwards("config/settings.yaml", Path.cwd())
+    # Something there that is no file (a folder, a broken link) is an error, not a
+    # reason to look further up or fall back to the demo profile.
+    return _env.find_upwards("config/settings.yaml", Path.cwd(), _FIX)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
@@ -53,8 +57,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             _default = (env_path, settings)
         return _default[1]
     key = found.absolute()
-    current = _env.stamp(key)
-    if current is None or not key.is_file():
+    current = None
+    if _env.is_regular_file(key, f"Settings file {found}", _FIX):
+        current = _env.stamp(key)
+    if current is None:
         raise ConfigError(f"Settings file {found} not found. Check the path.")
     cached = _cache.get(key)
     if cached is not None and cached[0] == current and cached[1] == env_path:

@@ -34,6 +34,7 @@ from llmnb.config.models import (
 from llmnb.config.models import CacheSection as CacheSection
 from llmnb.config.models import ProfileEntry as ProfileEntry
 from llmnb.config.redact import is_sensitive_key, redact, redact_mapping
+from llmnb.config.yamlsafe import load_yaml
 from llmnb.errors import ConfigError
 
 __all__ = [
@@ -199,7 +200,7 @@ def parse_settings(path: Path) -> Settings:
         raise ConfigError(f"Cannot read settings file {shown}: {exc.strerror}") from exc
     text = decode_utf8(raw, shown, "settings file")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, shown)
     except RecursionError:
         raise ConfigError(
             f"{shown}: the YAML is nested too deeply to read (brackets or indentation "

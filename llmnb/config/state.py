@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmnb.config import env as _env
+from llmnb.config.folders import make_folder
 from llmnb.errors import ConfigError
 
 __all__ = ["STATE_VERSION", "read_state", "state_path", "write_state"]
@@ -66,11 +67,7 @@ def write_state(path: Path, **updates: Any) -> None:
     data.update({k: v for k, v in updates.items() if v is not None})
     data["version"] = STATE_VERSION
     try:
-        fresh = not path.parent.is_dir()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh and path.parent.name == ".llmnb":
-            # usage history and saved choices are personal: keep them out of git
-            (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")
+        make_folder(path.parent)  # saved choices are personal: .llmnb/ stays out of git
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -11,8 +11,11 @@ the cache (a stream shows text as it arrives, which a replay cannot honestly do)
 ``cache=False`` on a call skips the cache; ``cache=True`` uses it even where none is
 configured (a process-wide in-memory cache).
 
-Backends: :class:`MemoryCache` (LRU, in this process) and
-:class:`~llmnb.middleware.cache_sqlite.SQLiteCache` (a file; survives restarts).
+Backends: :class:`MemoryCache` (LRU, in this process),
+:class:`~llmnb.middleware.cache_sqlite.SQLiteCache` (a file; survives restarts) and
+:class:`~llmnb.middleware.cache_redis.RedisCache`. A backend that fails (or returns
+something that is not an answer) costs no call: the middleware logs one warning per
+backend and goes on uncached.
 
 Example::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -169,6 +173,27 @@ def default_memory_cache() -> MemoryCache:
     return _default
 
 
+log = logging.getLogger("llmnb.cache")
+
+# Backends already warned about (by id: backends need not be hashable or weak-referable).
+_warned: set[int] = set()
+
+
+def _cache_failed(backend: Cache, action: str, exc: Exception) -> None:
+    if id(backend) in _warned:
+        log.debug("cache %r failed to %s again", backend, action, exc_info=True)
+        return
+    _warned.add(id(backend))
+    log.warning(
+        "llmnb: the response cache %r failed to %s (%s: %s); calls go on uncached where it "
+        "fails. Check the cache backend, or set `cache: false` on the call.",
+        backend,
+        action,
+        type(exc).__name__,
+        exc,
+    )
+
+
 class CacheMiddleware(Middleware):
     """Answers repeated calls from ``cache``; with ``cache=None`` it acts only on calls
     that pass ``cache=True`` (using the process-wide memory cache)."""
@@ -193,13 +218,18 @@ class CacheMiddleware(Middleware):
             return None
         provider = call.client.provider
         key = cache_key(call.request, provider.type_name, provider.base_url)
-        found = backend.get(key)
-        if found is None:
+        try:
+            found = backend.get(key)
+            hit = None if found is None else completion_from_dict(found)
+        except Exception as exc:  # a side store must not cost the user the answer
+            _cache_failed(backend, "read", exc)
+            hit = None
+        if hit is None:
             self.misses += 1
             call.data[self] = key
             return None
         self.hits += 1
-        return completion_from_dict(found)
+        return hit
 
     def after_call(self, call: Call, completion: Completion) -> Completion:
         if not call.data:
@@ -209,7 +239,10 @@ class CacheMiddleware(Middleware):
             return completion
         backend = self._backend(call)
         if backend is not None:
-            backend.set(key, completion_to_dict(completion))
+            try:
+                backend.set(key, completion_to_dict(completion))
+            except Exception as exc:  # the answer is paid for: return it regardless
+                _cache_failed(backend, "store an answer", exc)
         return completion
 
     def __repr__(self) -> str:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmnb.config.folders import make_folder
+
 __all__ = ["DEFAULT_TRACE_DIR", "TracePlan", "plan_trace"]
 
 DEFAULT_TRACE_DIR = ".llmnb/traces"
@@ -47,7 +49,7 @@ class TracePlan:
         """A transcript path for this call (``<trace_dir>/<call_id>.<name>``), or None."""
         if self.folder is None:
             return None
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder)  # transcripts hold whole conversations: kept out of git
         path = self.folder / f"{self.call_id}.{name}"
         self.artifacts.append(str(path))
         return path
@@ -67,7 +69,7 @@ class TracePlan:
             data.pop("prompt", None)
             data.pop("output", None)
         line = json.dumps(data, ensure_ascii=False, default=str) + "\n"
-        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.jsonl.parent)
         with _lock, self.jsonl.open("a", encoding="utf-8") as f:
             f.write(line)
 

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from llmnb.config.folders import make_folder
 from llmnb.usage.memory import UsageStoreError
 from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
 
@@ -109,11 +110,7 @@ def read_usage(path: str | os.PathLike[str]) -> list[UsageRecord]:
 
 
 def connect(path: Path, busy: float) -> sqlite3.Connection:
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.parent.name == ".llmnb":
-            # usage history and the picker's state are personal: keep them out of git
-            (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")
+    make_folder(path.parent)  # usage history is personal: .llmnb/ stays out of git
     conn = sqlite3.connect(str(path), timeout=busy, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
