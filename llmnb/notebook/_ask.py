@@ -48,11 +48,13 @@ def ask(
     _check(opts, fmt)
     if opts.agent:
         _check_agent(opts.agent, opts.step)
-    namespace = magics.ip.user_ns if magics.shell is not None else {}
+    shell = magics.ip if magics.shell is not None else None
+    namespace = shell.user_ns if shell is not None else {}
+    hidden = shell.user_ns_hidden if shell is not None else {}
     system: str | None = opts.system or None
     if interpolated:
-        prompt = _interpolate(prompt, namespace, "the prompt")
-        system = _interpolate(system, namespace, "-s/--system") if system else None
+        prompt = _interpolate(prompt, namespace, hidden, "the prompt")
+        system = _interpolate(system, namespace, hidden, "-s/--system") if system else None
     if not prompt.strip():
         raise UsageError("the prompt is empty: write it below %%llm (or after %llm)")
     chat = magics.conversation(opts.chat) if opts.chat else None
@@ -153,9 +155,11 @@ def _check_agent(agent: str, step: str | None) -> None:
         )
 
 
-def _interpolate(text: str, namespace: dict[str, Any], where: str) -> str:
+def _interpolate(
+    text: str, namespace: Mapping[str, Any], hidden: Mapping[str, Any], where: str
+) -> str:
     try:
-        result = interpolate(text, namespace)
+        result = interpolate(text, namespace, hidden)
     except InterpolationError as exc:
         raise UsageError(f"{where}: {exc}") from None
     note = result.note()
