@@ -464,3 +464,40 @@ def test_a_hook_answer_of_the_wrong_kind_is_refused_saying_what_to_return(
     else:  # refused before sending: one not_sent row, as any refusal
         assert statuses == ["InvalidOptionError"] and server.requests == []
         assert tracker.records[0].cost_source == "not_sent"
+
+
+# --- an answer with a lone surrogate, in a real kernel -------------------------------------
+
+
+@pytest.mark.slow
+def test_an_answer_with_a_lone_surrogate_displays_in_a_real_kernel(tmp_path, write_settings):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    # The server sends the JSON escape "\ud800": a str Python holds but cannot encode.
+    with FakeLLMServer(responses={"hello": "bad \ud800 byte, good \U0001f600"}) as srv:
+        providers = {"s": {"type": "openai_compatible", "model": "m", "base_url": srv.base_url}}
+        write_settings({"llm": {"active_provider": "s", "providers": providers}})
+        cells = [
+            "%load_ext llmnb",
+            "%%llm -f text\nhello",
+            "%%llm --stream -f text\nhello",
+            "%%llm -f markdown\nhello",
+            "%%llm --compare s,s:m2\nhello",
+        ]
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        client = nbclient.NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
+        client.execute()
+    for cell in nb.cells[1:]:
+        outputs = cell["outputs"]
+        errors_shown = [
+            o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"
+        ]
+        assert errors_shown == [], (cell["source"], errors_shown)
+        texts = [o["data"].get("text/plain", "") for o in outputs if "data" in o]
+        assert any("bad \ufffd byte, good \U0001f600" in t for t in texts), (cell["source"], texts)
