@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
+
+from llmnb.errors import InvalidRequestError
 
 __all__ = [
     "Chunk",
@@ -63,29 +65,78 @@ MessagesLike = Union[str, Message, Sequence[Union[Message, Mapping[str, Any]]]]
 
 
 def normalize_messages(messages: MessagesLike) -> tuple[Message, ...]:
-    """Turn a ``str``, a list of dicts or a list of :class:`Message` into messages."""
+    """Turn a ``str``, a list of dicts or a list of :class:`Message` into messages.
+
+    Anything else — ``None``, an unknown role, content that is not text, a lone
+    surrogate (text from a broken decode, which no server can receive as UTF-8) —
+    raises :class:`~llmnb.errors.InvalidRequestError` naming the message and field.
+    """
     if isinstance(messages, str):
+        _check_text("the prompt", messages)
         return (Message(Role.USER, messages),)
     if isinstance(messages, Message):
+        _check_message("the message", messages)
         return (messages,)
+    if isinstance(messages, (Mapping, bytes, bytearray)) or not isinstance(messages, Iterable):
+        raise InvalidRequestError(
+            f"messages={_short(messages)}: pass a prompt str, a list of "
+            "{'role': ..., 'content': ...} dicts, or a list of llmnb.Message."
+        )
     out: list[Message] = []
     for i, m in enumerate(messages):
+        where = f"messages[{i}]"
         if isinstance(m, Message):
-            out.append(m)
+            message = m
         elif isinstance(m, Mapping):
             if "role" not in m or "content" not in m:
-                raise ValueError(
-                    f"message {i} needs 'role' and 'content' keys, got keys {sorted(m)}"
+                raise InvalidRequestError(
+                    f"message {i} needs 'role' and 'content' keys, got keys {sorted(map(str, m))}"
                 )
             content = m["content"]
             if content is None:
                 content = ""
-            out.append(Message(m["role"], content, m.get("name")))
+            name = m.get("name")
+            if name is not None and not isinstance(name, str):
+                raise InvalidRequestError(f"{where}['name'] must be a str, got {_short(name)}")
+            try:
+                message = Message(m["role"], content, name)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(f"{where}: {exc}") from None
         else:
-            raise TypeError(f"message {i} must be a dict or llmnb.Message, got {type(m).__name__}")
+            raise InvalidRequestError(
+                f"{where} must be a dict or llmnb.Message, got {type(m).__name__}"
+            )
+        _check_message(where, message)
+        out.append(message)
     if not out:
-        raise ValueError("messages are empty: pass a prompt string or at least one message")
+        raise InvalidRequestError(
+            "messages are empty: pass a prompt string or at least one message"
+        )
     return tuple(out)
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _check_message(where: str, message: Message) -> None:
+    _check_text(f"{where} content", message.content)
+    if message.name:
+        _check_text(f"{where} name", message.name)
+
+
+def _check_text(where: str, text: str) -> None:
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"{where} has a lone surrogate ({text[exc.start]!r} at position {exc.start}): "
+            "text from a broken decode, which cannot be sent as UTF-8. Clean it first, "
+            "e.g. text.encode('utf-8', 'replace').decode()."
+        ) from None
 
 
 @dataclass(slots=True)

@@ -957,6 +957,26 @@ MAGIC_CASES = [
         ("'ghost'", "LLM_HELPER_ACTIVE_PROVIDER"),
         env=(("LLM_HELPER_ACTIVE_PROVIDER", "ghost"),),
     ),
+    MagicCase("temperature-nan", "%%llm -t nan\nhi", UsageError, ("-t/--temperature", "nan")),
+    MagicCase("temperature-inf", "%%llm -t inf\nhi", UsageError, ("-t/--temperature", "0 to 2")),
+    MagicCase("temperature-5", "%%llm -t 5\nhi", UsageError, ("-t/--temperature", "0 to 2")),
+    MagicCase("temperature-negative", "%%llm -t -1\nhi", UsageError, ("-t/--temperature",)),
+    MagicCase("temperature-nan-one-liner", "%llm -t nan hi", UsageError, ("-t/--temperature",)),
+    MagicCase(
+        "agent-unknown",
+        "%%llm --agent ghost\nhi",
+        UsageError,
+        ("--agent 'ghost'", "Agents: helper", "llm.agents", "LLM_GHOST_ACTIVE_PROVIDER"),
+    ),
+    MagicCase(
+        "agent-typo", "%%llm --agent helpr\nhi", UsageError, ("'helpr'", "Did you mean 'helper'")
+    ),
+    MagicCase(
+        "step-unknown",
+        "%%llm --agent helper --step ghost\nhi",
+        UsageError,
+        ("--step 'ghost'", "'helper'", "llm.agents.helper.steps"),
+    ),
     MagicCase(
         "compare-unknown-profile",
         "%%llm --compare demo,ghost\nhi",

@@ -146,3 +146,112 @@ def test_ipython_does_not_expand_the_line_first(ip):
     ip.user_ns["price"] = 5
     ran = run(ip, "%llm -f text costs $price or {price} or {{price}}")
     assert ran.outputs[0].data["text/plain"] == "[mock-1] You said: costs $price or 5 or {price}"
+
+
+# -- only the user's own names are evaluated ------------------------------------------------
+
+
+def _payloads(path):
+    """Prompts quoting code that would create ``path`` if evaluated."""
+    p = str(path)
+    return [
+        f"{{get_ipython().system('touch {p}')}}",
+        f"{{open({p!r}, 'w')}}",
+        f"{{__import__('os').system('touch {p}')}}",
+        f"{{x if __import__('os').system('touch {p}') else x}}",
+        f"{{[x, open({p!r}, 'w')]}}",
+        f"{{(lambda: open({p!r}, 'w'))()}}",
+        f"{{os.system('touch {p}')}}",  # a module the user imported is not data
+        f"{{getattr(os, 'system')('touch {p}')}}",
+        "{x.__class__.__base__.__subclasses__()}",
+        f"{{get_ipython().run_cell(\"open('{p}', 'w')\")}}",
+        f"{{exec(\"open('{p}', 'w')\")}}",
+        f"{{eval(\"open('{p}', 'w')\", {{}})}}",
+        f"{{_ih and open({p!r}, 'w')}}",
+    ]
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["cell", "dry-run"])
+@pytest.mark.parametrize("index", range(13))
+def test_shell_code_in_a_prompt_is_sent_not_run(ip, tmp_path, dry_run, index):
+    target = tmp_path / "created"
+    payload = _payloads(target)[index]
+    run(ip, "import os\nx = 1")
+    ran = run(ip, ("%%llm --dry-run\n" if dry_run else "%%llm -f text\n") + payload)
+    assert not target.exists(), f"{payload} ran"
+    assert ran.result.error_in_exec is None, ran.text
+    assert payload in ran.text  # sent (or shown) as written
+    notes = [line for line in ran.stdout.splitlines() if line.startswith("note: left as written")]
+    assert len(notes) == 1, ran.stdout
+
+
+def test_shell_hidden_names_are_not_evaluated(ip):
+    run(ip, "x = 2")
+    for expr in ("exit", "quit", "get_ipython", "_ih", "_oh", "_dh", "open", "__builtins__"):
+        result = run(ip, f"%llm -f text see {{{expr}}} and {{x}}")
+        assert result.outputs[0].data["text/plain"] == f"[mock-1] You said: see {{{expr}}} and 2"
+        assert f"{expr} not evaluated in a prompt" in result.stdout
+
+
+def test_shell_history_aliases_are_not_evaluated_but_in_and_out_are(ip):
+    run(ip, "6 * 7", store_history=True)
+    number = ip.execution_count - 1
+    ran = run(ip, f"%llm -f text {{_i{number}}} {{_{number}}} {{Out[{number}]}} {{In[{number}]}}")
+    assert ran.outputs[0].data["text/plain"] == (
+        f"[mock-1] You said: {{_i{number}}} {{_{number}}} 42 6 * 7"
+    )
+    assert "not evaluated" in ran.stdout
+
+
+def test_shell_a_hidden_name_the_user_rebound_is_theirs(ip):
+    ip.user_ns["exit"] = "the door"  # (a cell `exit = …` is IPython's autocall)
+    ran = run(ip, "%llm -f text find {exit}")
+    assert ran.outputs[0].data["text/plain"] == "[mock-1] You said: find the door"
+    assert ran.stdout == ""
+
+
+def test_safe_builtins_work_on_the_users_data():
+    ns = {"rows": [3, 1, 2], "price": 2.345, "names": ["b", "a"]}
+    text = (
+        "{len(rows)} {sorted(rows)} {min(rows)} {max(rows)} {sum(rows)} {abs(-price)} "
+        "{round(price, 1)} {int(price)} {str(price)} {list(zip(names, rows))} "
+        "{dict(enumerate(names))} {any(rows)} {all(rows)} {list(range(len(rows)))}"
+    )
+    assert interpolate(text, ns).text == (
+        "3 [1, 2, 3] 1 3 6 2.345 2.3 2 2.345 [('b', 3), ('a', 1)] {0: 'b', 1: 'a'} "
+        "True True [0, 1, 2]"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{x.__class__}",
+        "{x.__dict__}",
+        "{type(x)}",
+        "{vars(x)}",
+        "{globals()}",
+        "{getattr(x, 'real')}",
+        "{[x, __import__('os')]}",
+        "{x and print('side effect')}",
+        "{x if breakpoint() else x}",
+        "{math.pi}",
+        "{x or __builtins__}",
+    ],
+)
+def test_names_that_are_not_the_users_data_are_left_as_written(text):
+    import math
+
+    result = interpolate(text, {"x": 1, "math": math})
+    assert result.text == text
+    assert result.missing == []
+    assert result.refused and "not evaluated in a prompt" in (result.note() or "")
+
+
+def test_hidden_names_of_a_namespace_are_refused_unless_rebound():
+    def tool() -> str:
+        return "ran"
+
+    ns = {"tool": tool, "x": 1}
+    assert interpolate("{tool()}", ns, {"tool": tool}).text == "{tool()}"
+    assert interpolate("{tool()}", ns, {"tool": print}).text == "ran"

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from llmnb import errors
 from llmnb._http import scrub
+from llmnb.client.arguments import check_fields, check_params
 from llmnb.middleware.base import Call, Chain, Clock, Middleware
 from llmnb.middleware.cache import CacheMiddleware
 from llmnb.middleware.defaults import builtin_middleware
 from llmnb.middleware.retry import RetryPolicy
-from llmnb.providers.base import Provider
+from llmnb.providers.base import HTTPProvider, Provider
 from llmnb.providers.mock import estimate_tokens
 from llmnb.replay import session as _replay
 from llmnb.replay.wire import ReplayedUsage, ReplayWire, record_attempt
@@ -191,6 +192,9 @@ class _Core:
             if v is not None:
                 merged[k] = v
         fields = {k: merged.pop(k, None) for k in _REQUEST_FIELDS}
+        model, temperature, max_tokens, timeout = check_fields(**fields)
+        if merged:
+            check_params(merged, json=isinstance(self.provider, HTTPProvider))
         messages = call.messages
         schema = call.schema
         if schema is not None and self.structured_mode == "prompt":
@@ -201,10 +205,10 @@ class _Core:
             schema = None
         return Request(
             messages=messages,
-            model=fields["model"] or self.model,
-            temperature=fields["temperature"],
-            max_tokens=fields["max_tokens"],
-            timeout=fields["timeout"],
+            model=model or self.model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=timeout,
             stream=call.stream,
             extra=merged,
             response_schema=schema,
@@ -212,6 +216,37 @@ class _Core:
         )
 
     def _start(
+        self, messages: MessagesLike, params: dict[str, Any], stream: bool
+    ) -> tuple[Call, StructuredTask | None]:
+        tags = params.get("tags")
+        try:
+            return self._prepare(messages, params, stream)
+        except (errors.InvalidRequestError, errors.InvalidOptionError) as exc:
+            self._rejected(exc, params, tags)
+            raise
+
+    def _rejected(self, exc: Exception, params: Mapping[str, Any], tags: Any) -> None:
+        """The usage row of a call refused for its arguments: like a middleware's
+        refusal (``_refused``), nothing was sent, so its cost is 0 (``not_sent``)."""
+        model = params.get("model")
+        self.tracker.record_unknown(
+            model=model if isinstance(model, str) and model.strip() else self.model,
+            provider=self.provider.type_name,
+            profile=self.profile,
+            agent=self.agent,
+            step=self.step,
+            call_id=f"{getrandbits(48):012x}",
+            attempt=1,
+            key_id=None,
+            tags=tags if isinstance(tags, Mapping) else None,
+            latency_s=math.nan,
+            cost_usd=0.0,
+            cost_source="not_sent",
+            status=type(exc).__name__,
+            error=str(exc),
+        )
+
+    def _prepare(
         self, messages: MessagesLike, params: dict[str, Any], stream: bool
     ) -> tuple[Call, StructuredTask | None]:
         tags = params.pop("tags", None)
@@ -362,6 +397,8 @@ class _Core:
         """Record the failed attempt, run the hooks; return the wait before a retry, or
         None to raise."""
         call.latency = latency
+        failure = self._as_provider_error(exc, call)
+        exc, original = failure, exc
         fields = self._row_fields(call)
         cancelled = isinstance(exc, GeneratorExit) or type(exc).__name__ == "CancelledError"
         status = "cancelled" if cancelled else type(exc).__name__
@@ -406,11 +443,40 @@ class _Core:
         for hook in self._chain.after_attempt:
             hook(call, None, exc)
         switch, call.switch_key = call.switch_key, False
+        delay: float | None
         if started or cancelled or not isinstance(exc, Exception):
-            return None  # never retry once text has reached the caller
-        if switch:
-            return 0.0  # the key pool has another key for this failure: use it now
-        return self.retry.delay_for(exc, failures)
+            delay = None  # never retry once text has reached the caller
+        elif switch:
+            delay = 0.0  # the key pool has another key for this failure: use it now
+        else:
+            delay = self.retry.delay_for(exc, failures)
+        if delay is None and exc is not original:
+            raise exc from original  # the shell would re-raise the untranslated one
+        return delay
+
+    def _as_provider_error(self, exc: BaseException, call: Call) -> BaseException:
+        """A provider's own exception (a custom provider's bug or its library's error)
+        as a :class:`~llmnb.errors.ProviderError`, so the caller meets one error tree
+        and failover treats it like any provider failure. Not retried: llmnb cannot tell
+        a passing fault from a bug in code it does not know (a provider that wants
+        retries raises ``NetworkError``, ``RateLimitError``, ``ProviderError``)."""
+        if not isinstance(exc, Exception) or isinstance(exc, errors.LLMError):
+            return exc
+        request = call.request
+        if isinstance(self.provider, HTTPProvider):
+            secrets = self.provider.secrets_for(request)
+        else:
+            secrets = (request.api_key,) if request.api_key else ()
+        method = "stream" if call.stream else "complete"
+        failure = errors.ProviderError(
+            f"{type(self.provider).__name__}.{method}() raised "
+            + scrub(f"{type(exc).__name__}: {exc}", secrets),
+            provider=self.provider.type_name,
+            profile=self.profile,
+            model=request.model,
+        )
+        failure.retryable = False
+        return failure
 
     def _wire(self) -> Provider | ReplayWire:
         """Who answers this attempt: the provider, or a cassette while replay is on."""

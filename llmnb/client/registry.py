@@ -114,12 +114,24 @@ class GenerateAdapter(Provider):
 
     def _call(self, request: Request) -> Completion:
         messages = [m.to_dict() for m in request.messages]
-        text = self.target.generate(
-            messages,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            timeout=request.timeout,
-        )
+        try:
+            text = self.target.generate(
+                messages,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                timeout=request.timeout,
+            )
+        except errors.LLMError:
+            raise  # already typed (a custom provider may raise RateLimitError to be retried)
+        except Exception as exc:
+            failure = errors.ProviderError(
+                f"{type(self.target).__name__}.generate() raised {type(exc).__name__}: {exc}",
+                provider=self.type_name,
+                profile=self.profile_name,
+                model=request.model,
+            )
+            failure.retryable = False  # see _Core._as_provider_error: a bug is not retried
+            raise failure from exc
         if not isinstance(text, str):
             raise errors.ResponseFormatError(
                 f"{type(self.target).__name__}.generate() returned {type(text).__name__}; "
@@ -218,8 +230,16 @@ def build_provider(
     factory that cannot take those arguments, raises :class:`~llmnb.errors.ConfigError`.
     ``type_name`` names the provider type in errors and on wrapped objects.
     """
+    spec = profile.get("provider_factory")
+    what = f"provider_factory {spec!r}" if spec else f"the factory for type {type_name!r}"
     if inspect.isclass(factory) and issubclass(factory, Provider):
-        provider: Provider = factory(name, profile, model)
+        what = f"{factory.__name__}(...) ({what})"
+        try:
+            provider: Provider = factory(name, profile, model)
+        except errors.LLMError:
+            raise
+        except Exception as exc:
+            raise _factory_failed(name, what, exc) from exc
         return provider
     call: Callable[..., Any] = factory
     try:
@@ -232,7 +252,12 @@ def build_provider(
         ) from exc
     except ValueError:
         pass  # no signature to inspect (a builtin): call it and see
-    made = call(profile, model, agent)  # user code: any object may come back
+    try:
+        made = call(profile, model, agent)  # user code: any object may come back
+    except errors.LLMError:
+        raise  # already says what is wrong (a MissingAPIKeyError, a ConfigError)
+    except Exception as exc:
+        raise _factory_failed(name, what, exc) from exc
     if isinstance(made, (LLMClient, Provider)):
         return made
     if callable(getattr(made, "generate", None)):
@@ -241,4 +266,11 @@ def build_provider(
         f"profile {name!r}: the factory for {type_name!r} returned {type(made).__name__}, "
         "which has no generate(messages, temperature, max_tokens, timeout) method. "
         "Return an llmnb.LLMClient, a Provider, or an object with generate()."
+    )
+
+
+def _factory_failed(name: str, what: str, exc: Exception) -> errors.ConfigError:
+    return errors.ConfigError(
+        f"profile {name!r}: {what} raised {type(exc).__name__}: {exc}. Fix the factory "
+        "(it is called as factory(profile, model_name, agent)), or the profile it reads."
     )

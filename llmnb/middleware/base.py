@@ -251,6 +251,97 @@ def _overrides(m: Middleware, name: str) -> bool:
     return getattr(type(m), name, None) is not getattr(Middleware, name)
 
 
+def _ours(m: Middleware) -> bool:
+    # llmnb's own middlewares are tested to answer what their hooks promise; a user's
+    # hook is the boundary, where `return` forgotten (None) must not become a TypeError
+    # deep in the attempt loop.
+    return type(m).__module__.startswith("llmnb.")
+
+
+def _wrong_answer(m: Middleware, hook: str, value: Any, expected: str) -> Exception:
+    from llmnb.errors import InvalidOptionError
+
+    return InvalidOptionError(
+        f"{m!r}.{hook}() returned {value!r} ({type(value).__name__}): {expected}."
+    )
+
+
+def _checked_before_call(m: Middleware) -> Callable[[Call], Completion | None]:
+    hook = m.before_call
+    if _ours(m):
+        return hook
+
+    def before_call(call: Call) -> Completion | None:
+        answer = hook(call)
+        if answer is None or isinstance(answer, Completion):
+            return answer
+        raise _wrong_answer(
+            m,
+            "before_call",
+            answer,
+            "return None to go on, or a Completion to answer without calling the provider "
+            "(raise to refuse the call)",
+        )
+
+    return before_call
+
+
+def _checked_after_call(m: Middleware) -> Callable[[Call, Completion], Completion]:
+    hook = m.after_call
+    if _ours(m):
+        return hook
+
+    def after_call(call: Call, completion: Completion) -> Completion:
+        answer = hook(call, completion)
+        if answer is None:
+            return completion  # a hook that only looked (no `return`): no change
+        if isinstance(answer, Completion):
+            return answer
+        raise _wrong_answer(
+            m, "after_call", answer, "return the completion it was given, or a replacement"
+        )
+
+    return after_call
+
+
+class _CheckedWait(Middleware):
+    """A user middleware in the before_attempt tuple, its answer checked: None is "no
+    wait"; a wait that is not a finite number of seconds is refused, saying so."""
+
+    def __init__(self, inner: Middleware) -> None:
+        self.inner = inner
+
+    @property
+    def clock(self) -> Clock:
+        return self.inner.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.inner.clock = clock
+
+    def before_attempt(self, call: Call) -> float:
+        wait: Any = self.inner.before_attempt(call)
+        if wait is None:
+            return 0.0
+        if not isinstance(wait, bool) and isinstance(wait, (int, float)) and math.isfinite(wait):
+            return float(wait)
+        raise _wrong_answer(
+            self.inner,
+            "before_attempt",
+            wait,
+            "return 0 (or None) to go on, or the seconds (a finite number) to wait before "
+            "being asked again",
+        )
+
+    def after_attempt(
+        self, call: Call, completion: Completion | None, error: BaseException | None
+    ) -> None:
+        self.inner.after_attempt(call, completion, error)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
 class Chain:
     """The hooks of a middleware list, resolved once (not per call).
 
@@ -279,11 +370,17 @@ class Chain:
         mws = tuple(middlewares)
         inner_first = tuple(reversed(mws))
         self.middlewares = mws
-        self.before_call = tuple(m.before_call for m in mws if _overrides(m, "before_call"))
-        self.after_call = tuple(m.after_call for m in inner_first if _overrides(m, "after_call"))
+        self.before_call = tuple(
+            _checked_before_call(m) for m in mws if _overrides(m, "before_call")
+        )
+        self.after_call = tuple(
+            _checked_after_call(m) for m in inner_first if _overrides(m, "after_call")
+        )
         self.call_failed = tuple(m.call_failed for m in inner_first if _overrides(m, "call_failed"))
         # Objects, not bound methods: the shell sleeps on each one's clock.
-        self.before_attempt = tuple(m for m in mws if _overrides(m, "before_attempt"))
+        self.before_attempt = tuple(
+            m if _ours(m) else _CheckedWait(m) for m in mws if _overrides(m, "before_attempt")
+        )
         self.after_attempt = tuple(
             m.after_attempt
             for m in inner_first

@@ -12,6 +12,7 @@ import contextvars
 import html
 import keyword
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,11 +46,15 @@ def ask(
     fmt = opts.format or magics.default_format
     targets = _targets(opts)
     _check(opts, fmt)
-    namespace = magics.ip.user_ns if magics.shell is not None else {}
+    if opts.agent:
+        _check_agent(opts.agent, opts.step)
+    shell = magics.ip if magics.shell is not None else None
+    namespace = shell.user_ns if shell is not None else {}
+    hidden = shell.user_ns_hidden if shell is not None else {}
     system: str | None = opts.system or None
     if interpolated:
-        prompt = _interpolate(prompt, namespace, "the prompt")
-        system = _interpolate(system, namespace, "-s/--system") if system else None
+        prompt = _interpolate(prompt, namespace, hidden, "the prompt")
+        system = _interpolate(system, namespace, hidden, "-s/--system") if system else None
     if not prompt.strip():
         raise UsageError("the prompt is empty: write it below %%llm (or after %llm)")
     chat = magics.conversation(opts.chat) if opts.chat else None
@@ -112,15 +117,49 @@ def _check(opts: argparse.Namespace, fmt: str) -> None:
         raise UsageError("--insert puts code into the next cell: use it with -f code")
     if opts.step and not opts.agent:
         raise UsageError("--step needs --agent (steps are defined under llm.agents.AGENT.steps)")
+    t = opts.temperature
+    if t is not None and not (math.isfinite(t) and 0 <= t <= 2):
+        # argparse's float() reads "nan" and "inf" too; the range is the settings schema's
+        raise UsageError(f"-t/--temperature must be a number from 0 to 2, got {t}")
     if opts.max_tokens is not None and opts.max_tokens <= 0:
         raise UsageError(f"--max-tokens must be a positive number, got {opts.max_tokens}")
     if opts.out and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
         raise UsageError(f"-o/--out {opts.out!r} is not a valid Python variable name")
 
 
-def _interpolate(text: str, namespace: dict[str, Any], where: str) -> str:
+def _check_agent(agent: str, step: str | None) -> None:
+    """A typo in --agent or --step would otherwise run with no agent parameters at all."""
+    from llmnb import config
+    from llmnb.config.models import suggest
+
+    settings = config.load_settings()
+    found = settings.llm.agents.get(agent)
+    if found is None:
+        # An agent may live in the environment only (config's LLM_<AGENT>_* variables).
+        prefix = "LLM_" + re.sub(r"[^A-Za-z0-9]", "_", agent).upper()
+        if config.get_env(f"{prefix}_ACTIVE_PROVIDER") or config.get_env(f"{prefix}_MODEL"):
+            return
+        names = sorted(settings.llm.agents)
+        near = suggest(agent, names)
+        hint = f" Did you mean {near!r}?" if near else ""
+        raise UsageError(
+            f"--agent {agent!r}: no such agent in {settings.source}.{hint} Agents: "
+            f"{', '.join(names) or 'none'}. Define it under llm.agents, or set "
+            f"{prefix}_ACTIVE_PROVIDER."
+        )
+    if step is not None and step not in found.steps:
+        steps = ", ".join(sorted(found.steps)) or "none"
+        raise UsageError(
+            f"--step {step!r}: agent {agent!r} has no such step (steps: {steps}); add it "
+            f"under llm.agents.{agent}.steps."
+        )
+
+
+def _interpolate(
+    text: str, namespace: Mapping[str, Any], hidden: Mapping[str, Any], where: str
+) -> str:
     try:
-        result = interpolate(text, namespace)
+        result = interpolate(text, namespace, hidden)
     except InterpolationError as exc:
         raise UsageError(f"{where}: {exc}") from None
     note = result.note()

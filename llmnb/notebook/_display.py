@@ -25,6 +25,7 @@ __all__ = [
     "LiveView",
     "Rendered",
     "answer_bundle",
+    "displayable",
     "footer_bundle",
     "footer_text",
     "format_cost",
@@ -175,9 +176,31 @@ def partial_bundle(text: str, fmt: str) -> Bundle:
     return {"text/plain": text}
 
 
+def displayable(value: Any) -> Any:
+    """``value`` with every lone surrogate in its text replaced by U+FFFD.
+
+    A server may send one (a JSON ``\\ud800`` escape); Python holds it, but a kernel
+    must encode what it displays as UTF-8, and that fails for the whole output.
+    """
+    if isinstance(value, str):
+        if value.isascii():  # O(1) in CPython: the common case costs nothing
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # utf-16 + surrogatepass joins split pairs; lone halves become U+FFFD
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {displayable(k): displayable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(displayable(v) for v in value)
+    return value
+
+
 def show(bundle: Bundle, metadata: Mapping[str, Any] | None = None) -> None:
     """Display a raw bundle (with output metadata)."""
-    display(bundle, raw=True, metadata=dict(metadata or {}))
+    display(displayable(bundle), raw=True, metadata=displayable(dict(metadata or {})))
 
 
 class LiveView:
@@ -214,7 +237,9 @@ class LiveView:
         self._update(partial_bundle(self.text, self.fmt))
 
     def _update(self, bundle: Bundle, metadata: Mapping[str, Any] | None = None) -> None:
-        self._handle.update(bundle, raw=True, metadata=dict(metadata or {}))
+        self._handle.update(
+            displayable(bundle), raw=True, metadata=displayable(dict(metadata or {}))
+        )
         self.updates += 1
 
 

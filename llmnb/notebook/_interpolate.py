@@ -16,18 +16,71 @@ Rules (the README's "Interpolation" section says the same):
   written and reported in :attr:`Interpolation.missing`, so the caller can print a note.
 - An expression whose names all exist but that fails (``{Out[99]}``, ``{df.nope}``) raises
   :class:`InterpolationError` naming it.
+- Only the user's own names are evaluated: their variables, ``In`` / ``Out`` and a short
+  list of pure builtins (:data:`SAFE_BUILTINS`). The shell's hidden names
+  (``get_ipython``, ``exit``, ``open``, ``_ih``, ``_i3``, ``_3`` …: IPython keeps them in
+  ``shell.user_ns_hidden``), modules (``os``, ``np``: a module is not data), dunder names
+  and dunder attributes (``x.__class__``) are never evaluated: such a ``{...}`` is left
+  as written and reported in :attr:`Interpolation.refused` for the one-line note. So a
+  prompt quoting code — ``{get_ipython().system('rm …')}`` — is sent, not run.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import re
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Interpolation", "InterpolationError", "interpolate"]
+__all__ = ["SAFE_BUILTINS", "Interpolation", "InterpolationError", "interpolate"]
 
 _BUILTINS = frozenset(dir(builtins))
+# Builtins an expression may call: they compute from their arguments and touch nothing
+# else (no files, imports, attribute or namespace access, code execution, input).
+SAFE_BUILTINS = frozenset(
+    [
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "chr",
+        "dict",
+        "divmod",
+        "enumerate",
+        "float",
+        "frozenset",
+        "hex",
+        "int",
+        "len",
+        "list",
+        "max",
+        "min",
+        "oct",
+        "ord",
+        "pow",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+    ]
+)
+_SAFE = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+# Names the shell makes for its history and output cache (_i3, _ii, _3, _, __, _oh …).
+_SHELL_NAME = re.compile(r"_i*\d*|__|___|_[iod]h")
+_ALWAYS = frozenset({"In", "Out"})
+
+
+def _dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
 class InterpolationError(ValueError):
@@ -48,15 +101,27 @@ class Interpolation:
 
     text: str
     missing: list[tuple[str, list[str]]] = field(default_factory=list)
+    # ``{...}`` not evaluated because they use names that are not the user's own data.
+    refused: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def note(self) -> str | None:
         """A one-line note about what was left as written, or None."""
-        if not self.missing:
+        if not self.missing and not self.refused:
             return None
-        pieces = ", ".join(f"{{{expr}}}" for expr, _ in self.missing)
-        names = sorted({n for _, ns in self.missing for n in ns})
+        found = self.missing + self.refused
+        pieces = ", ".join(f"{{{expr}}}" for expr, _ in found)
+        why: list[str] = []
+        if self.missing:
+            names = sorted({n for _, ns in self.missing for n in ns})
+            why.append(f"{', '.join(names)} not defined")
+        if self.refused:
+            names = sorted({n for _, ns in self.refused for n in ns})
+            why.append(
+                f"{', '.join(names)} not evaluated in a prompt: only your variables, In, Out "
+                "and pure builtins are"
+            )
         return (
-            f"note: left as written: {pieces} ({', '.join(names)} not defined). "
+            f"note: left as written: {pieces} ({'; '.join(why)}). "
             "Write {{…}} to keep braces without this note."
         )
 
@@ -96,10 +161,12 @@ def _parse(text: str) -> list[str | _Group]:
     return stack[0][1]
 
 
-def _names(tree: ast.AST) -> set[str] | None:
-    """Free names an expression reads, or None when it must not be evaluated."""
+def _names(tree: ast.AST) -> tuple[set[str], set[str]] | None:
+    """Free names an expression reads and the dunder attributes it uses, or None when
+    it must not be evaluated."""
     used: set[str] = set()
     bound: set[str] = set()
+    dunders: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
             return None  # no assignments or coroutines from inside a prompt
@@ -107,14 +174,30 @@ def _names(tree: ast.AST) -> set[str] | None:
             (used if isinstance(node.ctx, ast.Load) else bound).add(node.id)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-    return used - bound
+        elif isinstance(node, ast.Attribute) and _dunder(node.attr):
+            dunders.add(f".{node.attr}")  # x.__class__.__subclasses__(): the way out
+    return used - bound, dunders
 
 
 class _Interpolator:
-    def __init__(self, text: str, namespace: dict[str, Any]) -> None:
+    def __init__(self, text: str, namespace: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.text = text
         self.namespace = namespace
+        self.hidden = hidden
         self.missing: list[tuple[str, list[str]]] = []
+        self.refused: list[tuple[str, list[str]]] = []
+
+    def _users(self, name: str) -> bool:
+        """Whether ``name`` is one of the user's own variables (or In / Out)."""
+        if name in _ALWAYS:
+            return True
+        if _dunder(name) or _SHELL_NAME.fullmatch(name):
+            return False
+        value = self.namespace[name]
+        # As IPython's %who: a hidden name the user rebound is theirs again.
+        if name in self.hidden and self.hidden[name] is value:
+            return False
+        return not isinstance(value, types.ModuleType)
 
     def render(self, nodes: list[str | _Group]) -> str:
         out: list[str] = []
@@ -143,30 +226,47 @@ class _Interpolator:
             return None  # dict literal, comprehension, JSON, code: text
         if isinstance(tree.body, (ast.Tuple, ast.Lambda)):
             return None  # {a, b} and {lambda: x} read as set literals in code
-        names = _names(tree)
+        found = _names(tree)
+        if found is None:
+            return None
+        names, dunders = found
         if not names:
             return None  # {1}, {"a"}: no reference to the user's data
+        dunders |= {n for n in names if _dunder(n)}
+        names -= dunders
         missing = sorted(n for n in names if n not in self.namespace and n not in _BUILTINS)
         if missing:
             self.missing.append((expr, missing))
             return None
-        if not any(n in self.namespace for n in names):
-            return None  # {list}, {print}: builtins alone are not a reference
+        ours = {n for n in names if n in self.namespace and self._users(n)}
+        refused = sorted(n for n in names - ours if n not in SAFE_BUILTINS or n in self.namespace)
+        if not ours and not refused and not dunders:
+            return None  # {list}, {len}: safe builtins alone are not a reference
+        if refused or dunders:
+            self.refused.append((expr, [*refused, *sorted(dunders)]))
+            return None
         try:
             code = compile(tree, "<llmnb interpolation>", "eval")
         except SyntaxError:
             return None
+        # Globals of exactly the names checked above, and builtins of only the safe ones:
+        # what the checks missed fails as a NameError instead of running.
+        scope: dict[str, Any] = {n: self.namespace[n] for n in ours}
+        scope["__builtins__"] = _SAFE
         try:
-            # The namespace is the globals, so comprehensions inside {…} see it too.
-            return str(eval(code, self.namespace))
+            return str(eval(code, scope))
         except Exception as exc:
             raise InterpolationError(expr, exc) from exc
 
 
-def interpolate(text: str, namespace: dict[str, Any]) -> Interpolation:
-    """Replace ``{expr}`` in ``text`` by values from ``namespace`` (see the module doc)."""
-    if "__builtins__" not in namespace:
-        namespace = {**namespace, "__builtins__": builtins}  # eval would add it to theirs
-    worker = _Interpolator(text, namespace)
+def interpolate(
+    text: str, namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None
+) -> Interpolation:
+    """Replace ``{expr}`` in ``text`` by values from ``namespace`` (see the module doc).
+
+    ``hidden`` holds the names the shell put in ``namespace`` itself (IPython's
+    ``user_ns_hidden``), which are never evaluated.
+    """
+    worker = _Interpolator(text, namespace, hidden or {})
     result = worker.render(_parse(text))
-    return Interpolation(result, worker.missing)
+    return Interpolation(result, worker.missing, worker.refused)

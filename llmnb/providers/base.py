@@ -95,6 +95,10 @@ class Provider:
         raise NotImplementedError(f"{type(self).__name__} must implement complete()")
 
     async def acomplete(self, request: Request) -> Completion:
+        # A subclass that wrote only complete() is usable from async code (and df.llm):
+        # its blocking call runs in a worker thread, keeping the event loop free.
+        if type(self).complete is not Provider.complete:
+            return await asyncio.to_thread(self.complete, request)
         raise NotImplementedError(f"{type(self).__name__} must implement acomplete()")
 
     def stream(self, request: Request) -> Iterator[Chunk]:
