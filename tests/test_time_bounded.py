@@ -3,12 +3,20 @@ calls, and SSE decoding that stays linear on huge events."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+import llmnb
+from llmnb import errors
 from llmnb._http import SSEDecoder, SSEEvent
+from llmnb.middleware import ManualClock, RetryPolicy
+from llmnb.testing import FakeLLMServer, Fault
 
 # --- SSE: huge events, awkward boundaries -------------------------------------------
 
@@ -57,3 +65,88 @@ def test_an_unterminated_last_line_is_kept_for_flush():
     decoder = SSEDecoder()
     assert decoder.feed("data: par") == [] and decoder.feed("tial") == []
     assert decoder.flush() == [SSEEvent("partial")]
+
+
+# --- Retry-After: beyond the cap, absurd, not a number --------------------------------
+
+KEY = "sk-only-key-0123456789"
+
+
+@pytest.fixture
+def capped(
+    server: FakeLLMServer,
+    write_settings: Callable[[dict[str, Any]], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., tuple[llmnb.LLMClient, ManualClock]]:
+    """A client on a ManualClock: every wait the limiter or pool asks for is counted."""
+
+    def make(**profile: Any) -> tuple[llmnb.LLMClient, ManualClock]:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        prof = {"type": "openai", "model": "gpt-4o", "base_url": server.base_url, **profile}
+        write_settings({"llm": {"active_provider": "p", "providers": {"p": prof}}})
+        clock = ManualClock()
+        client = llmnb.LLMManager.from_settings(clock=clock).get_client()
+        client.retry = RetryPolicy(sleep=lambda s: None, asleep=_no_wait)
+        return client, clock
+
+    return make
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+def _retry_after(value: str) -> Fault:
+    return Fault.status(429, headers={"Retry-After": value})
+
+
+def test_a_retry_after_beyond_the_cap_leaves_no_later_call_sleeping_in_the_limiter(capped, server):
+    client, clock = capped(rate_limits={"requests_per_minute": 600})
+    server.script(_retry_after("3600"))
+    with pytest.raises(errors.RateLimitError) as first:
+        client.complete("hello")
+    assert first.value.retry_after == 3600 and len(server.requests) == 1  # raised at once
+    # The next call does not sleep an hour in the limiter: it goes to the server, which
+    # would say again if it still meant it.
+    assert client.complete("hello").content == "Hi there!"
+    assert clock.slept == 0 and len(server.requests) == 2
+
+
+def test_a_retry_after_within_the_cap_still_makes_later_calls_wait(capped, server):
+    client, clock = capped(rate_limits={"requests_per_minute": 600})
+    client.retry = RetryPolicy(max_retries=0)
+    server.script(_retry_after("30"))
+    with pytest.raises(errors.RateLimitError):
+        client.complete("hello")
+    assert client.complete("hello").content == "Hi there!"
+    assert clock.slept == pytest.approx(30, abs=0.5)  # waited in the limiter, not a 429
+
+
+def test_a_retry_after_beyond_the_cap_leaves_no_later_call_sleeping_in_the_key_pool(capped, server):
+    client, clock = capped(max_connections_per_key=1)
+    server.script(_retry_after("3600"))
+    with pytest.raises(errors.RateLimitError):
+        client.complete("hello")
+    assert client.complete("hello").content == "Hi there!"
+    assert clock.slept == 0  # not acquire_timeout (30 s) waiting for a key cooling an hour
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e400", "nan", "-5", "1e308", "99999999999"])
+@pytest.mark.parametrize("middleware", ["limiter", "pool"])
+def test_absurd_retry_after_values_never_break_later_calls(capped, server, value, middleware):
+    settings: dict[str, Any] = (
+        {"rate_limits": {"requests_per_minute": 600}}
+        if middleware == "limiter"
+        else {"api_keys": [KEY, "sk-second-key-987654321"], "max_connections_per_key": 1}
+    )
+    client, clock = capped(**settings)
+    client.retry = RetryPolicy(max_retries=0)
+    server.script(_retry_after(value), _retry_after(value))  # a 429 for each key
+    with pytest.raises(errors.RateLimitError):
+        client.complete("hello")
+    # Later calls either go through or are told at once; none overflows or sleeps long.
+    for _ in range(3):
+        with contextlib.suppress(errors.RateLimitError, errors.PoolExhaustedError):
+            client.complete("hello")
+    assert math.isfinite(clock.slept) and clock.slept <= 60
+    assert client.complete("hello", model="gpt-4o").content  # the profile still works
