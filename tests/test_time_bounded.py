@@ -3,14 +3,17 @@ calls, and SSE decoding that stays linear on huge events."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import math
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from raw_server import RawServer, read_request
 
 import llmnb
 from llmnb import errors
@@ -150,3 +153,113 @@ def test_absurd_retry_after_values_never_break_later_calls(capped, server, value
             client.complete("hello")
     assert math.isfinite(clock.slept) and clock.slept <= 60
     assert client.complete("hello", model="gpt-4o").content  # the profile still works
+
+
+# --- timeout: a total deadline for one attempt ------------------------------------------
+
+DRIP = 0.4  # seconds between bytes: each read succeeds long before any read timeout
+MARGIN = 1.5  # a bound on how late the deadline may fire, not a speed assertion
+
+
+def _dripper(head: bytes, body: bytes, *, drip_head: bool = False) -> Callable[[Any], None]:
+    """A server that sends ``head`` (at once, or a byte at a time) then ``body`` one byte
+    every DRIP seconds."""
+
+    def handle(sock: Any) -> None:
+        read_request(sock)
+        if drip_head:
+            slow, fast = head, b""
+        else:
+            slow, fast = b"", head
+        sock.sendall(fast)
+        for i in range(len(slow + body)):
+            sock.sendall((slow + body)[i : i + 1])
+            time.sleep(DRIP)
+
+    return handle
+
+
+_JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n"
+_SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+
+
+@pytest.fixture
+def drip_client(
+    write_settings: Callable[[dict[str, Any]], Any], monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], llmnb.LLMClient]:
+    def make(base_url: str) -> llmnb.LLMClient:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        prof = {"type": "openai", "model": "gpt-4o", "base_url": base_url, "max_retries": 0}
+        write_settings({"llm": {"active_provider": "p", "providers": {"p": prof}}})
+        return llmnb.create_llm_client_from_profile()
+
+    return make
+
+
+def _ends_in_time(run: Callable[[], Any], timeout: float) -> float:
+    started = time.monotonic()
+    with pytest.raises(errors.LLMTimeoutError):
+        run()
+    took = time.monotonic() - started
+    assert took < timeout + MARGIN, f"timeout={timeout} but the call lasted {took:.1f}s"
+    return took
+
+
+@pytest.mark.parametrize("drip_head", [False, True], ids=["body", "headers"])
+def test_a_dripping_server_cannot_keep_complete_alive_past_its_timeout(drip_client, drip_head):
+    handler = _dripper(_JSON_HEAD, b'{"choices": [' + b" " * 380, drip_head=drip_head)
+    with RawServer(handler) as srv:
+        client = drip_client(srv.base_url)
+        took = _ends_in_time(lambda: client.complete("hello", timeout=2), 2)
+    assert took >= 1.9  # the deadline, not an early failure
+
+
+@pytest.mark.parametrize("drip_head", [False, True], ids=["body", "headers"])
+def test_a_dripping_server_cannot_keep_acomplete_alive_past_its_timeout(drip_client, drip_head):
+    handler = _dripper(_JSON_HEAD, b'{"choices": [' + b" " * 380, drip_head=drip_head)
+    with RawServer(handler) as srv:
+        client = drip_client(srv.base_url)
+
+        async def run() -> None:
+            try:
+                await client.acomplete("hello", timeout=2)
+            finally:
+                await client.aclose()
+
+        _ends_in_time(lambda: asyncio.run(run()), 2)
+
+
+def test_a_stream_whose_first_event_never_completes_ends_at_its_timeout(drip_client):
+    handler = _dripper(_SSE_HEAD, b'data: {"choices": [' + b" " * 400)
+    with RawServer(handler) as srv:
+        client = drip_client(srv.base_url)
+        _ends_in_time(lambda: client.stream("hello", timeout=2).text(), 2)
+
+        async def run() -> None:
+            try:
+                await client.astream("hello", timeout=2).text()
+            finally:
+                await client.aclose()
+
+        _ends_in_time(lambda: asyncio.run(run()), 2)
+
+
+def test_a_stream_that_keeps_sending_is_not_cut_by_the_timeout(drip_client):
+    """After the first event, ``timeout`` bounds each wait, not the whole answer."""
+    event = (
+        'data: {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o", '
+        '"choices": [{"index": 0, "delta": {"content": "ab"}, "finish_reason": null}]}\n\n'
+    )
+    done = "data: [DONE]\n\n"
+
+    def handle(sock: Any) -> None:
+        read_request(sock)
+        sock.sendall(_SSE_HEAD)
+        for _ in range(6):  # 6 pieces, 0.4 s apart: 2.4 s in all, past timeout=1.5
+            sock.sendall(event.encode())
+            time.sleep(DRIP)
+        sock.sendall(done.encode())
+
+    with RawServer(handle) as srv:
+        client = drip_client(srv.base_url)
+        assert client.stream("hello", timeout=1.5).text() == "ab" * 6
