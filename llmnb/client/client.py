@@ -6,7 +6,8 @@ shells — they call the provider and sleep, sync or async, and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from functools import partial
 from typing import Any
 
 from llmnb.client.core import FailoverSource, _Core, _StreamState, perf
@@ -138,11 +139,13 @@ class LLMClient(_Core):
         """Stream the answer as text pieces; ``.completion`` is set when it ends.
 
         Streams go through the budget, key pool and rate limiter but not the cache.
+        Stopping early (``break``, an exception in the loop, ``close()``, the end of a
+        ``with`` block) records the attempt as ``cancelled`` and frees its key at once.
         """
         call, _ = self._start(messages, params, stream=True)
         return TextStream(self, call)
 
-    def _stream_call(self, call: Call, out: TextStream) -> Generator[str, None, None]:
+    def _stream_call(self, call: Call, out: _StreamResult) -> Generator[str, None, None]:
         core: LLMClient = call.client  # type: ignore[assignment]
         while True:
             try:
@@ -175,10 +178,14 @@ class LLMClient(_Core):
             t0 = _perf()
             state = _StreamState()
             try:
-                for chunk in self._wire().stream(call.request):
-                    state.add(chunk, t0)
-                    if chunk.content:
-                        yield chunk.content
+                chunks = iter(self._wire().stream(call.request))
+                try:
+                    for chunk in chunks:
+                        state.add(chunk, t0)
+                        if chunk.content:
+                            yield chunk.content
+                finally:
+                    _close(chunks)  # the connection goes back now, not when collected
             except BaseException as exc:
                 failures += 1
                 delay = self._on_error(exc, call, _perf() - t0, failures, state)
@@ -270,11 +277,15 @@ class LLMClient(_Core):
         call, _ = self._start(messages, params, stream=True)
         return AsyncTextStream(self, call)
 
-    async def _astream_call(self, call: Call, out: AsyncTextStream) -> AsyncIterator[str]:
+    # Each layer closes the generator it reads in a ``finally``, so one aclose() runs
+    # down the whole chain in order; left to the event loop's finalizer, the layers
+    # would be closed by separate tasks, one while another still runs it.
+    async def _astream_call(self, call: Call, out: _StreamResult) -> AsyncGenerator[str, None]:
         core: LLMClient = call.client  # type: ignore[assignment]
         while True:
+            pieces = core._astream_run(call, out)
             try:
-                async for piece in core._astream_run(call, out):
+                async for piece in pieces:
                     yield piece
                 return
             except Exception as exc:
@@ -282,23 +293,33 @@ class LLMClient(_Core):
                 if nxt is None:
                     raise
                 core = nxt  # type: ignore[assignment]  # sources give LLMClients
+            finally:
+                await pieces.aclose()
 
-    async def _astream_run(self, call: Call, out: AsyncTextStream) -> AsyncIterator[str]:
+    async def _astream_run(self, call: Call, out: _StreamResult) -> AsyncGenerator[str, None]:
+        failed = partial(self._call_failed, call)
+        out.owe(failed)
         try:
             completion = self._before_call(call)
             if completion is not None:
                 yield completion.content
             else:
-                async for piece in self._astream_attempts(call, out):
-                    yield piece
+                attempts = self._astream_attempts(call, out)
+                try:
+                    async for piece in attempts:
+                        yield piece
+                finally:
+                    await attempts.aclose()
                 completion = out.completion
                 assert completion is not None
             out.completion = self._after_call(call, completion)
+            out.pay(failed)
         except BaseException as exc:
-            self._call_failed(call, exc)
+            if out.pay(failed):  # not yet done by a dropped stream's settle()
+                self._call_failed(call, exc)
             raise
 
-    async def _astream_attempts(self, call: Call, out: AsyncTextStream) -> AsyncIterator[str]:
+    async def _astream_attempts(self, call: Call, out: _StreamResult) -> AsyncGenerator[str, None]:
         failures = 0
         while True:
             if self._chain.before_attempt:
@@ -306,23 +327,38 @@ class LLMClient(_Core):
             call.attempt += 1
             t0 = _perf()
             state = _StreamState()
+            abandoned = partial(self._abandoned, call, t0, state, failures + 1)
+            out.owe(abandoned)
             try:
-                async for chunk in self._wire().astream(call.request):
-                    state.add(chunk, t0)
-                    if chunk.content:
-                        yield chunk.content
+                chunks = self._wire().astream(call.request)
+                try:
+                    async for chunk in chunks:
+                        state.add(chunk, t0)
+                        if chunk.content:
+                            yield chunk.content
+                finally:
+                    await _aclose(chunks)
             except BaseException as exc:
+                if not out.pay(abandoned):
+                    raise  # the stream was dropped: its settle() recorded this attempt
                 failures += 1
                 delay = self._on_error(exc, call, _perf() - t0, failures, state)
                 if delay is None:
                     raise
                 await self.retry.asleep(delay)
                 continue
+            out.pay(abandoned)
             latency = _perf() - t0
             out.completion = self._on_success(
                 state.completion(call.request), call, latency, state.parts
             )
             return
+
+    def _abandoned(
+        self, call: Call, t0: float, state: _StreamState, failures: int, exc: BaseException
+    ) -> None:
+        """The ``cancelled`` row of an attempt whose stream was dropped mid-way."""
+        self._on_error(exc, call, _perf() - t0, failures, state)
 
     # --- lifecycle ----------------------------------------------------------------
     def close(self) -> None:
@@ -351,20 +387,84 @@ class LLMClient(_Core):
         )
 
 
-class TextStream:
-    """Iterator of text pieces; ``completion`` (usage, cost, ...) is set at the end."""
+def _close(it: Iterator[Any]) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
 
-    def __init__(self, client: LLMClient, call: Call) -> None:
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _StreamResult:
+    """What a stream's generator shares with the stream object the caller holds.
+
+    Not that object itself: stream → generator → stream would be a reference cycle,
+    freed only by the garbage collector, and a stream the caller let go of would hold
+    its key until the next collection. Without the cycle, ``break`` drops the last
+    reference and the generator is closed there and then.
+
+    ``owed`` is the bookkeeping an async stream's generator owes where it is suspended:
+    the attempt's ``cancelled`` row and the release of its key, then the
+    ``call_failed`` hooks. An async generator can only be closed by awaiting, which
+    ``__del__`` cannot do; so a dropped async stream pays these at once
+    (:meth:`settle`) and the event loop closes the connection a moment later.
+    """
+
+    __slots__ = ("completion", "owed", "started")
+
+    def __init__(self) -> None:
         self.completion: Completion | None = None
         self.started = False
-        self._it = client._stream_call(call, self)
+        self.owed: list[Callable[[BaseException], None]] = []
+
+    def owe(self, debt: Callable[[BaseException], None]) -> None:
+        self.owed.append(debt)
+
+    def pay(self, debt: Callable[[BaseException], None]) -> bool:
+        """Take ``debt`` off the list: False if :meth:`settle` already paid it."""
+        for i, owed in enumerate(self.owed):
+            if owed is debt:
+                del self.owed[i]
+                return True
+        return False
+
+    def settle(self) -> None:
+        """Pay what is owed, innermost first, as if the generator were closed now."""
+        stop = GeneratorExit()
+        while self.owed:
+            self.owed.pop()(stop)
+
+
+class TextStream:
+    """Iterator of text pieces; ``completion`` (usage, cost, ...) is set at the end.
+
+    Reading it to the end, ``break``, ``close()`` or leaving a ``with`` block ends the
+    attempt and frees its key. A stream kept in a variable and not read on holds its
+    key until one of those happens (or the variable goes).
+    """
+
+    def __init__(self, client: LLMClient, call: Call) -> None:
+        self._result = _StreamResult()
+        self._it = client._stream_call(call, self._result)
+
+    @property
+    def completion(self) -> Completion | None:
+        return self._result.completion
+
+    @property
+    def started(self) -> bool:
+        return self._result.started
 
     def __iter__(self) -> TextStream:
         return self
 
     def __next__(self) -> str:
         piece = next(self._it)
-        self.started = True
+        self._result.started = True
         return piece
 
     def text(self) -> str:
@@ -376,23 +476,40 @@ class TextStream:
 
     def close(self) -> None:
         """Stop early; the attempt is recorded as ``cancelled`` with the tokens so far."""
-        self._it.close()  # type: ignore[attr-defined]
+        self._it.close()
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class AsyncTextStream:
-    """Async iterator of text pieces; ``completion`` is set at the end."""
+    """Async iterator of text pieces; ``completion`` is set at the end.
+
+    ``break``, cancelling the task, ``aclose()`` or leaving an ``async with`` block
+    records the attempt as ``cancelled`` and frees its key at once.
+    """
 
     def __init__(self, client: LLMClient, call: Call) -> None:
-        self.completion: Completion | None = None
-        self.started = False
-        self._it = client._astream_call(call, self)
+        self._result = _StreamResult()
+        self._it = client._astream_call(call, self._result)
+
+    @property
+    def completion(self) -> Completion | None:
+        return self._result.completion
+
+    @property
+    def started(self) -> bool:
+        return self._result.started
 
     def __aiter__(self) -> AsyncTextStream:
         return self
 
     async def __anext__(self) -> str:
         piece = await self._it.__anext__()
-        self.started = True
+        self._result.started = True
         return piece
 
     async def text(self) -> str:
@@ -402,4 +519,18 @@ class AsyncTextStream:
         return self.completion.content
 
     async def aclose(self) -> None:
-        await self._it.aclose()  # type: ignore[attr-defined]
+        """Stop early; the attempt is recorded as ``cancelled`` with the tokens so far."""
+        await self._it.aclose()
+
+    async def __aenter__(self) -> AsyncTextStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Dropped while suspended (``break``, the caller's task cancelled): the row and
+        # the key cannot wait for the event loop to close the generator.
+        result = getattr(self, "_result", None)
+        if result is not None and result.owed:
+            result.settle()

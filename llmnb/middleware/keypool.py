@@ -5,9 +5,11 @@ a free connection (``max_connections_per_key``), and sends with it
 (``Request.api_key``). A key answered with 401/403, 429, a quota error or a 5xx is
 cooled down — for the server's ``Retry-After`` when it sent one, else ``cooldown``
 seconds, doubling with each further failure in a row (at most 10 minutes) — and comes
-back afterwards. After a 401/403/429/quota error the client retries at once with
-another key, if one is free. When no key frees up within ``acquire_timeout`` seconds
-the caller gets :class:`~llmnb.errors.PoolExhaustedError`.
+back afterwards. A ``Retry-After`` beyond the client's ``max_retry_after`` (60 s) cools
+nothing: that call was raised at once, and later ones ask the server again. After a
+401/403/429/quota error the client retries at once with another key, if one is free.
+When no key frees up within ``acquire_timeout`` seconds the caller gets
+:class:`~llmnb.errors.PoolExhaustedError`.
 
 Keys are identified by fingerprint (``k-1a2b3c4d``) in status, rows and messages; the
 pool reads the key list on every attempt, so ``%env`` and ``.env`` edits apply.
@@ -27,6 +29,7 @@ from typing import Any
 
 from llmnb import errors
 from llmnb.middleware.base import SYSTEM_CLOCK, Call, Clock, Middleware
+from llmnb.middleware.retry import server_wait
 from llmnb.providers.base import key_fingerprint
 from llmnb.types import Completion
 
@@ -176,11 +179,12 @@ class KeyPool(Middleware):
             health.streak += 1
             health.last_error = type(error).__name__
             retry_after = getattr(error, "retry_after", None)
-            if retry_after is not None:
-                pause = float(retry_after)
-            else:
-                pause = min(self.cooldown * 2.0 ** (health.streak - 1), MAX_COOLDOWN)
-            health.cooling_until = max(health.cooling_until, now + pause)
+            if retry_after is None:
+                pause: float | None = min(self.cooldown * 2.0 ** (health.streak - 1), MAX_COOLDOWN)
+            else:  # beyond the retry cap, inf or NaN: no later call waits for it
+                pause = server_wait(retry_after, call.client)
+            if pause is not None:
+                health.cooling_until = max(health.cooling_until, now + pause)
             if _key_specific(error):
                 tried = call.data.get((self, "tried"), set())
                 keys = list(self._source())

@@ -18,8 +18,10 @@ Provider headers tighten the limits per key: ``x-ratelimit-{limit,remaining,rese
 {requests,tokens}`` (OpenAI style) and ``anthropic-ratelimit-{requests,tokens,
 input-tokens,output-tokens}-{limit,remaining,reset}``. A reported ``limit`` becomes a
 per-key window; ``remaining``/``reset`` cap what is sent until the reset; a 429's
-``Retry-After`` blocks the key until then. Streams are limited like other calls, but
-their headers are not read (a stream's answer carries no headers object).
+``Retry-After`` blocks the key until then — up to the client's ``max_retry_after``
+(60 s): a longer wait was raised to the caller at once and blocks nobody. Streams are
+limited like other calls, but their headers are not read (a stream's answer carries no
+headers object).
 
 Example::
 
@@ -41,6 +43,7 @@ from typing import Any
 
 from llmnb import errors
 from llmnb.middleware.base import SYSTEM_CLOCK, Call, Clock, Middleware
+from llmnb.middleware.retry import server_wait
 from llmnb.types import Completion, Request
 
 __all__ = ["HeaderLimit", "RateLimiter", "parse_rate_limit_headers"]
@@ -300,9 +303,13 @@ class RateLimiter(Middleware):
                 headers = getattr(error, "headers", None)
             self._observe(ticket.key_id, headers, now)
             if isinstance(error, errors.RateLimitError):
-                wait = error.retry_after if error.retry_after is not None else 1.0
-                state = self._key(ticket.key_id)
-                state.hints["requests"] = _Hint(0.0, now + wait)
+                if error.retry_after is None:
+                    wait: float | None = 1.0
+                else:  # beyond the retry cap, inf or NaN: the server is asked again
+                    wait = server_wait(error.retry_after, call.client)
+                if wait is not None:
+                    state = self._key(ticket.key_id)
+                    state.hints["requests"] = _Hint(0.0, now + wait)
 
     # --- decisions ----------------------------------------------------------------
     def _amounts(self, request: Request) -> dict[str, float]:

@@ -41,6 +41,7 @@ from llmnb.middleware._redis_lua import BLOCK as _BLOCK
 from llmnb.middleware._redis_lua import CORRECT as _CORRECT
 from llmnb.middleware.base import SYSTEM_CLOCK, Call, Clock, Middleware, shared
 from llmnb.middleware.ratelimit import WINDOW, RateLimiter, estimate_input_tokens
+from llmnb.middleware.retry import server_wait
 from llmnb.types import Completion, Request
 
 if TYPE_CHECKING:
@@ -189,8 +190,12 @@ class RedisRateLimiter(Middleware):
             keys = [k for d in dims for k in self._dim_keys[d]]
             self._run("correct", _CORRECT, keys, [ticket.entry, *(actual[d] for d in dims)])
         if isinstance(error, errors.RateLimitError):
-            wait = error.retry_after if error.retry_after is not None else 1.0
-            self._run("block", _BLOCK, [self.keys["block"]], [wait, self._now_arg()])
+            if error.retry_after is None:
+                wait: float | None = 1.0
+            else:  # beyond the retry cap, inf or NaN: the server is asked again
+                wait = server_wait(error.retry_after, call.client)
+            if wait is not None:
+                self._run("block", _BLOCK, [self.keys["block"]], [wait, self._now_arg()])
 
     # --- Redis ----------------------------------------------------------------------
     def _amounts(self, request: Request) -> dict[str, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,7 @@ from llmnb._http import (
     map_http_error,
     scrub,
 )
+from llmnb.providers import _deadline
 from llmnb.types import Chunk, Completion, Request
 
 if TYPE_CHECKING:
@@ -53,6 +55,11 @@ def _verify() -> Any:
 
         _ssl_context = ssl.create_default_context()
     return _ssl_context
+
+
+def _ends(timeout: httpx.Timeout) -> float:
+    """When an attempt with this ``timeout`` must be over (``time.monotonic()``)."""
+    return time.monotonic() + (timeout.read or DEFAULT_TIMEOUT)
 
 
 def key_fingerprint(key: str | None) -> str | None:
@@ -329,9 +336,11 @@ class HTTPProvider(Provider):
     def _sync(self) -> tuple[httpx.Client, ModuleType]:
         if self._client is None or self._lib is None:
             lib = http_library(self.transport)
-            self._client = lib.Client(
-                follow_redirects=False, transport=self.transport, verify=_verify()
-            )
+            transport = self.transport
+            if transport is None:  # ours: with the attempt's total deadline on its sockets
+                transport = lib.HTTPTransport(verify=_verify())
+                _deadline.install(transport, lib, is_async=False)
+            self._client = lib.Client(follow_redirects=False, transport=transport, verify=_verify())
             self._lib = lib
         return self._client, self._lib
 
@@ -340,10 +349,15 @@ class HTTPProvider(Provider):
         http, lib = self._sync()
         timeout = self._timeout(request, lib)
         try:
-            r = http.request(
-                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
-            )
-            body = r.content
+            with _deadline.deadline(_ends(timeout)):
+                r = http.request(
+                    call.method,
+                    call.url,
+                    json=call.json,
+                    headers=self._headers(call),
+                    timeout=timeout,
+                )
+                body = r.content
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:
@@ -354,27 +368,40 @@ class HTTPProvider(Provider):
         completion.headers = r.headers
         return completion
 
+    # A stream's deadline: ``timeout`` bounds the whole wait for the first chunk, then
+    # each wait between reads (a long answer that keeps coming is not cut).
     def stream(self, request: Request) -> Iterator[Chunk]:
         call = self.build(request)
         http, lib = self._sync()
         timeout = self._timeout(request, lib)
+        at: float | None = _ends(timeout)
         done = False
         try:
-            with http.stream(
+            req = http.build_request(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
-            ) as r:
+            )
+            with _deadline.deadline(at):
+                r = http.send(req, stream=True)
+            try:
                 if r.status_code >= 400:
-                    raise self._error(r.status_code, r.headers, r.read(), call)
+                    with _deadline.deadline(at):
+                        body = r.read()
+                    raise self._error(r.status_code, r.headers, body, call)
                 self._check_stream_type(r.headers, call)
                 decoder = SSEDecoder()
-                for text in r.iter_text():
-                    chunks, done = self._drain(decoder.feed(text), request)
+                texts = r.iter_text()
+                while not done:
+                    with _deadline.deadline(at):
+                        text = next(texts, None)
+                    events = decoder.flush() if text is None else decoder.feed(text)
+                    chunks, done = self._drain(events, request)
+                    if chunks:
+                        at = None
                     yield from chunks
-                    if done:
+                    if text is None:
                         break
-                else:
-                    chunks, done = self._drain(decoder.flush(), request)
-                    yield from chunks
+            finally:
+                r.close()
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
         if not done:
@@ -387,8 +414,12 @@ class HTTPProvider(Provider):
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._alib is None or self._aloop is not loop:
             lib = http_library(self.async_transport)
+            transport = self.async_transport
+            if transport is None:
+                transport = lib.AsyncHTTPTransport(verify=_verify())
+                _deadline.install(transport, lib, is_async=True)
             self._aclient = lib.AsyncClient(
-                follow_redirects=False, transport=self.async_transport, verify=_verify()
+                follow_redirects=False, transport=transport, verify=_verify()
             )
             self._alib = lib
             self._aloop = loop
@@ -399,10 +430,15 @@ class HTTPProvider(Provider):
         http, lib = self._async()
         timeout = self._timeout(request, lib)
         try:
-            r = await http.request(
-                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
-            )
-            body = r.content
+            with _deadline.deadline(_ends(timeout)):
+                r = await http.request(
+                    call.method,
+                    call.url,
+                    json=call.json,
+                    headers=self._headers(call),
+                    timeout=timeout,
+                )
+                body = r.content
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:
@@ -417,25 +453,35 @@ class HTTPProvider(Provider):
         call = self.build(request)
         http, lib = self._async()
         timeout = self._timeout(request, lib)
+        at: float | None = _ends(timeout)
         done = False
         try:
-            async with http.stream(
+            req = http.build_request(
                 call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
-            ) as r:
+            )
+            with _deadline.deadline(at):
+                r = await http.send(req, stream=True)
+            try:
                 if r.status_code >= 400:
-                    raise self._error(r.status_code, r.headers, await r.aread(), call)
+                    with _deadline.deadline(at):
+                        body = await r.aread()
+                    raise self._error(r.status_code, r.headers, body, call)
                 self._check_stream_type(r.headers, call)
                 decoder = SSEDecoder()
-                async for text in r.aiter_text():
-                    chunks, done = self._drain(decoder.feed(text), request)
+                texts = r.aiter_text()
+                while not done:
+                    with _deadline.deadline(at):
+                        text = await anext(texts, None)
+                    events = decoder.flush() if text is None else decoder.feed(text)
+                    chunks, done = self._drain(events, request)
+                    if chunks:
+                        at = None
                     for chunk in chunks:
                         yield chunk
-                    if done:
+                    if text is None:
                         break
-                else:
-                    chunks, done = self._drain(decoder.flush(), request)
-                    for chunk in chunks:
-                        yield chunk
+            finally:
+                await r.aclose()
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
         if not done:
