@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -264,6 +265,45 @@ def test_async_timeout_kills_the_process_group_too(make_client, agents):
     with pytest.raises(errors.LLMTimeoutError):
         asyncio.run(client.agenerate("hi", timeout=1))
     wait_dead(json.loads(agents.pids.read_text()))
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_an_answer_returns_when_the_agent_exits_though_a_child_holds_stdout(
+    make_client, agents, tracker, run
+):
+    agents.behave("leave_child")
+    client = make_client("copilot_cli")
+    started = time.monotonic()
+    if run == "sync":
+        answer = client.generate("hi", timeout=60)
+    else:
+        answer = asyncio.run(client.agenerate("hi", timeout=60))
+    took = time.monotonic() - started
+    assert answer == "Hello\nfrom\nfake\ncopilot."  # copilot prints a word a line
+    assert took < 20, f"waited {took:.1f} s for a child that kept stdout open"
+    wait_dead(json.loads(agents.pids.read_text()))  # the child was stopped with its group
+    assert tracker.to_dataframe().iloc[-1]["status"] == "ok"
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_the_timeout_holds_against_a_child_in_a_session_of_its_own(
+    make_client, agents, tracker, run
+):
+    agents.behave("setsid_child")
+    client = make_client("gemini_cli")
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.LLMTimeoutError):
+            if run == "sync":
+                client.generate("hi", timeout=1)
+            else:
+                asyncio.run(client.agenerate("hi", timeout=1))
+        took = time.monotonic() - started
+        assert took < 10, f"the 1 s timeout took {took:.1f} s"
+    finally:
+        for pid in json.loads(agents.pids.read_text()):  # llmnb cannot reach the setsid one
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
 
 
 def test_stopping_a_stream_early_stops_the_agent(make_client, agents, tracker):

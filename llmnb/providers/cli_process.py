@@ -5,7 +5,11 @@ The process starts in its own process group (session), so a timeout or an abando
 stream kills the agent *and* whatever it spawned (node workers, MCP servers, shell
 commands) — otherwise those keep the stdout pipe open and the call never ends. The
 group gets SIGTERM, a short grace period, then SIGKILL. On Windows only the process
-itself is killed.
+itself is killed. Reading is bounded by the process, not by the pipe: once the agent has
+exited, what is still in the pipe is read for up to ``DRAIN_S`` and the rest of its group
+is stopped, so a child that kept stdout open cannot hold the answer back; and the
+deadline ends the read even when a child in a session of its own (out of reach of the
+group kill) still holds the pipe.
 
 :class:`SyncRun` and :class:`AsyncRun` differ only in their I/O: both yield stdout line
 by line and afterwards hold the exit code, the tail of stderr and whether the deadline
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -41,6 +46,8 @@ __all__ = [
 ]
 
 GRACE_S = 1.0
+DRAIN_S = 0.5  # how long output is still read after the agent itself has exited
+_POLL_S = 0.05  # how often a blocked read looks whether the agent has exited
 STDERR_KEEP = 16 * 1024
 LINE_LIMIT = 16 * 1024 * 1024
 _POSIX = os.name == "posix"
@@ -196,6 +203,38 @@ class SyncRun(_Outcome):
         with contextlib.suppress(BrokenPipeError, OSError):
             pipe.close()
 
+    def _read(self, proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
+        """Stdout lines until EOF, the deadline, or ``DRAIN_S`` after the agent exited."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = self.started + self.inv.timeout
+        exited: float | None = None
+        pending = bytearray()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    if not self.timed_out:
+                        self._on_deadline(proc)
+                    break
+                if exited is None and proc.poll() is not None:
+                    exited = now
+                if exited is not None and now - exited > DRAIN_S:
+                    break  # a child still holds the pipe; the agent's answer is in
+                if not selector.select(min(deadline - now, _POLL_S)):
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                pending += data
+                while (end := pending.find(b"\n")) >= 0 or len(pending) > LINE_LIMIT:
+                    cut = end + 1 if end >= 0 else LINE_LIMIT
+                    yield bytes(pending[:cut])
+                    del pending[:cut]
+        if pending:
+            yield bytes(pending)
+
     def lines(self) -> Iterator[bytes]:
         """Stdout lines as they come (with their newline). Stops the process when the
         caller stops early; raises ``FileNotFoundError`` if the executable vanished."""
@@ -223,7 +262,9 @@ class SyncRun(_Outcome):
             t.start()
         timer.start()
         try:
-            yield from proc.stdout
+            yield from self._read(proc)
+            if proc.poll() is not None:
+                _signal_group(proc.pid, signal.SIGKILL)  # what it left running
             proc.wait()
         finally:
             timer.cancel()
@@ -233,7 +274,11 @@ class SyncRun(_Outcome):
             for t in threads:
                 t.join(GRACE_S)
             proc.stdout.close()
-            proc.stderr.close()
+            if not threads[0].is_alive():
+                proc.stderr.close()
+            # else a child in a session of its own still holds stderr: closing it under the
+            # pump thread's blocked read would wait for that child; the daemon thread ends
+            # (and the pipe with it) when the child does.
             self.returncode = proc.returncode
             self.duration = time.monotonic() - self.started
 
@@ -284,23 +329,44 @@ class AsyncRun(_Outcome):
             assert proc.stdin is not None
             tasks.append(asyncio.ensure_future(self._feed(proc.stdin, inv.stdin)))
         deadline = self.started + inv.timeout
+        exited: float | None = None
+        read: asyncio.Future[bytes] | None = None
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                try:
-                    line = await asyncio.wait_for(proc.stdout.readline(), max(remaining, 0.0))
-                except asyncio.TimeoutError:
+                # proc.returncode, not proc.wait(): wait() also waits for the pipes, which a
+                # child the agent left behind may hold open.
+                now = time.monotonic()
+                if exited is None and proc.returncode is not None:
+                    exited = now
+                if now >= deadline:
                     self.timed_out = True
                     await self._kill(proc)
                     break
+                if exited is not None and now - exited > DRAIN_S:
+                    break  # a child still holds the pipe; the agent's answer is in
+                if read is None:
+                    read = asyncio.ensure_future(proc.stdout.readline())
+                done, _ = await asyncio.wait({read}, timeout=min(deadline - now, _POLL_S))
+                if not done:
+                    continue
+                line, read = read.result(), None
                 if not line:
                     break
                 yield line
-            await proc.wait()
+            if proc.returncode is not None:
+                _signal_group(proc.pid, signal.SIGKILL)  # what it left running
         finally:
+            if read is not None and not read.done():
+                read.cancel()
             if proc.returncode is None:  # the caller stopped early, or an error
                 await self._kill(proc)
-                await proc.wait()
+            # A child out of the group's reach may still hold the pipes: close our ends
+            # (asyncio has no public way; otherwise the transport warns when collected).
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), GRACE_S)
             for task in tasks:
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, GRACE_S)

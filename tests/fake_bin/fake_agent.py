@@ -6,7 +6,9 @@ the environment variables listed in ``$FAKE_CLI_WATCH``. ``$FAKE_CLI_BEHAVIOR`` 
 what it does: ``ok`` (default), ``fail``, ``auth``, ``error_result``, ``hang`` (starts a
 child, records both pids in ``$FAKE_CLI_PIDS``, sleeps), ``hang_after_first_line``,
 ``leak`` (prints the value of ``$FAKE_CLI_LEAK_VAR`` on stderr, in its transcript and on
-stdout, then fails — as an agent complaining about a key may).
+stdout, then fails — as an agent complaining about a key may), ``leave_child`` (answers
+and exits, leaving a child that holds stdout open), ``setsid_child`` (starts a child in
+a session of its own that holds stdout open, then sleeps).
 Outputs follow the shapes the real CLIs document.
 """
 
@@ -174,6 +176,14 @@ def gemini() -> None:
         print(ANSWER, flush=True)
 
 
+def holder(new_session: bool) -> int:
+    """A child that keeps our stdout open for ten minutes (it inherits the pipe)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=new_session
+    )
+    return child.pid
+
+
 def main() -> None:
     stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
     log(stdin)
@@ -181,6 +191,11 @@ def main() -> None:
         hang()
     if BEHAVIOR == "hang_after_first_line":
         hang(first_line=ANSWER)
+    if BEHAVIOR == "leave_child":
+        Path(os.environ["FAKE_CLI_PIDS"]).write_text(json.dumps([holder(False)]))
+    if BEHAVIOR == "setsid_child":
+        Path(os.environ["FAKE_CLI_PIDS"]).write_text(json.dumps([os.getpid(), holder(True)]))
+        time.sleep(600)
     if BEHAVIOR == "fail":
         print("boom: the agent crashed while starting", file=sys.stderr)
         sys.exit(3)
