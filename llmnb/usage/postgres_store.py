@@ -229,7 +229,7 @@ class PostgresStore(QueuedStore):
                         target=self._run, name="llmnb-usage-writer:postgres", daemon=True
                     )
                     self._thread.start()
-                    _exit.install()
+        _exit.install()  # cheap once done; tried again here from the main thread
         self._kick.set()
 
     def _write(self, rows: list[Any]) -> bool:

@@ -164,7 +164,7 @@ class SQLiteStore(QueuedStore):
                     )
                     self._thread.start()
                     _register_exit_hooks()
-                    _exit.install()
+        _exit.install()  # cheap once done; tried again here from the main thread
         self._kick.set()
 
     def _drain(self, rows: list[Any], markers: list[Flush]) -> None:
