@@ -25,7 +25,7 @@ import weakref
 from types import FrameType
 from typing import Any, Protocol
 
-__all__ = ["SIGNAL_FLUSH_S", "flush_all", "install", "register"]
+__all__ = ["SIGNAL_FLUSH_S", "flush_all", "install", "live", "register"]
 
 #: Seconds a signal handler waits, at most, for all stores to write their rows.
 SIGNAL_FLUSH_S = 3.0
@@ -47,6 +47,11 @@ _decided: set[int] = set()  # signals looked at (installed, or left alone for go
 def register(store: _Flushable) -> None:
     """Have ``store`` written out when a signal ends the process."""
     _live.add(store)
+
+
+def live() -> list[Any]:
+    """The stores registered so far (and not yet collected)."""
+    return list(_live)
 
 
 def flush_all(timeout: float) -> None:

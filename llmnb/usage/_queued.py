@@ -68,6 +68,9 @@ class QueuedStore:
         self._kick = threading.Event()  # something is queued
         self._urgent = threading.Event()  # a batch is full, or flush()/close() waits
         self._lock = threading.Lock()
+        # Held by the writer while it is inside the database library: fork() waits for
+        # it (see _before_fork), so a child never inherits a library lock mid-call.
+        self._db_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closing = False
@@ -210,6 +213,11 @@ class QueuedStore:
     def _run(self) -> None:
         rows: list[Any] = []  # taken from the queue, not yet written
         backoff = 0.0
+        try:
+            with self._db_lock:
+                self._prepare()  # open the database while the first batch fills
+        except Exception:
+            pass  # the first write tries again and reports what is wrong
         while True:
             self._pace(backoff)
             self._kick.clear()
@@ -222,7 +230,8 @@ class QueuedStore:
                 self._drain(rows, markers)
                 self._inflight = len(rows)
                 if rows and self._status != "failed":
-                    written = self._write(rows)
+                    with self._db_lock:
+                        written = self._write(rows)
                 if written or self._status == "failed":
                     rows.clear()  # stored, or kept in the view only (the database is unusable)
                     backoff = 0.0
@@ -242,7 +251,8 @@ class QueuedStore:
             self._inflight = 0
             if closing and (not self._queue or (not written and self._give_up_on_close)):
                 break
-        self._stopped()
+        with self._db_lock:
+            self._stopped()
 
     def _pace(self, backoff: float) -> None:
         # Sleep until rows arrive (or, after a failed write, until it is time to retry),
@@ -264,6 +274,9 @@ class QueuedStore:
     def _requeue(self, rows: list[Any]) -> None:
         self._queue.extendleft(reversed(rows))
 
+    def _prepare(self) -> None:
+        """Called once as the writer starts: connect, set up the schema."""
+
     def _stopped(self) -> None:
         """The writer's loop ended (close()); release what it held."""
 
@@ -283,3 +296,36 @@ class QueuedStore:
 
     def _where(self) -> str:
         return type(self).__name__
+
+
+# -- fork ----------------------------------------------------------------------------------
+
+_FORK_WAIT_S = 10.0
+_held: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    # Wait for each writer to leave the database library (a write takes milliseconds;
+    # a lock wait at most busy_timeout), bounded so that fork() never hangs.
+    deadline = time.monotonic() + _FORK_WAIT_S
+    for store in list(_exit.live()):
+        lock = getattr(store, "_db_lock", None)
+        if lock is not None and lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # each store's _forked() gives it new locks
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

@@ -192,6 +192,10 @@ class SQLiteStore(QueuedStore):
     def _requeue(self, rows: list[Any]) -> None:
         self._queue.extendleft(_Unwritten(r) for r in reversed(rows))
 
+    def _prepare(self) -> None:
+        if self._status != "failed":
+            self._connection()
+
     def _stopped(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
