@@ -282,6 +282,43 @@ def test_an_ignored_sighup_stays_ignored(tmp_path: Path) -> None:
     assert rows == 100  # at exit, as always
 
 
+def test_handlers_are_set_from_the_main_thread_only(tmp_path: Path) -> None:
+    # A store first used in a worker thread cannot set handlers there (signal.signal
+    # would raise); the main thread's next row sets them, and SIGTERM then writes all.
+    code = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading
+        sys.path.insert(0, {str(ROOT)!r})
+        from llmnb.usage import UsageTracker
+        from llmnb.usage.sqlite_store import SQLiteStore
+        t = UsageTracker(store=None)
+        def work():
+            global t
+            t = UsageTracker(store=SQLiteStore("u.db"))
+            for i in range(100):
+                t.record(1, 1, model="m")
+        worker = threading.Thread(target=work)
+        worker.start(); worker.join()
+        print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, flush=True)
+        t.store.flush()
+        t.record(1, 1, model="m")
+        print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert proc.stdout.split() == ["True", "False"] and proc.stderr == ""
+    assert count(tmp_path / "u.db") == 101
+
+
 # -- health is visible -----------------------------------------------------------------------
 
 
