@@ -177,7 +177,7 @@ def cmd_config(magics: LLMMagics, rest: str) -> None:
 
 
 def cmd_usage(magics: LLMMagics, rest: str) -> Any:
-    from llmnb.usage import get_tracker
+    from llmnb.usage import get_tracker, store_status
     from llmnb.usage.report import summarize
 
     # MagicArgumentParser: its errors are UsageErrors (one line), not SystemExit.
@@ -187,6 +187,9 @@ def cmd_usage(magics: LLMMagics, rest: str) -> Any:
     parser.add_argument("--all", action="store_true", help="every session in the store")
     opts = parser.parse_args(rest.split())
     tracker = get_tracker()
+    health = store_status(tracker)
+    if not health.healthy:
+        print(health.line(), file=sys.stderr)  # rows are not (all) reaching the store
     df = tracker.to_dataframe()
     if not opts.all:
         df = df[df["session"] == tracker.session]

@@ -121,6 +121,13 @@ class DashboardModel:
 
         return describe_store(self.tracker.store)
 
+    def store_problem(self) -> str:
+        """``⚠ usage store degraded (3 rows waiting): …`` while the store is not healthy
+        (see ``llmnb.usage.store_status``), else ''."""
+        from llmnb.usage.status import store_status
+
+        return store_status(self.tracker).line()
+
     @staticmethod
     def export_csv(frame: pd.DataFrame, path: str | Path) -> tuple[Path, int]:
         """Write ``frame`` as CSV (tags as JSON, times ISO UTC); returns (path, rows)."""

@@ -350,7 +350,12 @@ class UsageDashboard(_Panel):
             self.totals.value = dm.totals_html(view.totals)
             self.table.value = dm.table_html(view.table)
             self.recent.value = dm.recent_html(view.recent)
-            self.store.value = f"<small>usage store: {_escape(self.model.store_line())}</small>"
+            problem = self.model.store_problem()
+            self.store.value = (
+                f"<small style='color:#b45309'>{_escape(problem)}</small>"
+                if problem
+                else f"<small>usage store: {_escape(self.model.store_line())}</small>"
+            )
             last = view.frame["call_id"].iat[-1] if len(view.frame) else None
             key = (len(view.frame), last, view.by, view.window, self.plot_kind.value)
             if key != self._plot_key:

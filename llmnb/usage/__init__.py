@@ -8,6 +8,7 @@ Example::
     tracker.to_dataframe()                # columns: llmnb.usage.COLUMNS
     tracker.summary(by="model")           # calls, attempts, errors, tokens, cost…
     tracker.plot_costs(by="provider")     # matplotlib Axes: cumulative cost over time
+    store_status()                        # StoreStatus(state='ok', pending=0, error=None…)
 
 The row contract (columns and dtypes) is documented in :mod:`llmnb.usage.record`;
 pricing rules in :mod:`llmnb.usage.pricing`; where rows are kept (SQLite by default) in
@@ -19,6 +20,7 @@ loads neither pandas, matplotlib, sqlite3, genai-prices nor IPython. It may impo
 from __future__ import annotations
 
 from llmnb.usage.record import COLUMNS, DTYPES, UsageRecord
+from llmnb.usage.status import StoreStatus, store_status
 from llmnb.usage.stores import UsageStoreError, UsageStoreWarning
 from llmnb.usage.tracker import (
     RECORD_FIELDS,
@@ -38,6 +40,7 @@ __all__ = [
     "RECORD_FIELDS",
     "SESSION_ID",
     "MemoryStore",
+    "StoreStatus",
     "UsageRecord",
     "UsageStore",
     "UsageStoreError",
@@ -47,4 +50,5 @@ __all__ = [
     "reset_default_tracker",
     "reset_tracker",
     "set_tracker",
+    "store_status",
 ]

@@ -12,6 +12,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from llmnb.usage._clean import INT32, clean_row, clean_text
 from llmnb.usage.postgres_schema import SQL_TEAM, TABLE, Incompatible, table
 from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
 from llmnb.usage.team import TEAM_COLUMNS
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "brief",
+    "clean_params",
     "create_engine",
     "driver_url",
     "failure_message",
@@ -29,6 +31,7 @@ __all__ = [
     "hidden",
     "is_postgres_url",
     "last_id",
+    "refused_row",
     "select",
     "team_frame",
     "to_params",
@@ -118,6 +121,35 @@ def to_params(rec: Any, who: dict[str, str | None]) -> dict[str, Any]:
         given = tags.get(name) if isinstance(tags, dict) else None
         out[column] = str(given) if given is not None else who.get(name)
     return out
+
+
+_INT_LIMITS = {"attempt": INT32, "cell": INT32}  # INTEGER columns; the other counts BIGINT
+
+
+def clean_params(rec: Any, who: dict[str, str | None]) -> dict[str, Any]:
+    """:func:`to_params` for a row PostgreSQL refused: every value one it takes (see
+    :func:`~llmnb.usage._clean.clean_row`); never raises."""
+    values = clean_row(rec, _INT_LIMITS)
+    out = dict(zip(COLUMNS, values, strict=True))
+    out["time"] = _dt.datetime.fromtimestamp(values[_TIME], _dt.timezone.utc)
+    tags = values[_TAGS]
+    for name, column in SQL_TEAM.items():
+        given = tags.get(name) if isinstance(tags, dict) else None
+        mine = who.get(name)
+        value = given if given is not None else mine
+        out[column] = None if value is None else clean_text(str(value))
+    return out
+
+
+def refused_row(exc: BaseException) -> bool:
+    """True when ``exc`` is about a value of a row (the row is at fault, not the server)."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return True
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        return True  # raised while binding the parameters (e.g. a UnicodeEncodeError)
+    return isinstance(exc, (ValueError, TypeError, OverflowError))
 
 
 def select(start: _dt.datetime | None, max_id: int | None, user: str | None) -> sa.Select[Any]:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import operator
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from llmnb.config.folders import make_folder
+from llmnb.usage._clean import clean_row, dumps
 from llmnb.usage.memory import UsageStoreError
 from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
 
 __all__ = [
+    "INSERT_ONE",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SELECT",
@@ -40,7 +41,7 @@ SCHEMA_VERSION = 1
 
 _SQL_COLUMNS = ", ".join(COLUMNS)
 _ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_INSERT = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES {_ONE_ROW}"
+INSERT_ONE = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES {_ONE_ROW}"
 # Full chunks go in one multi-row statement: one sqlite3_step (during which the GIL is
 # free) per chunk instead of per row, so the writer barely competes with the recording
 # thread. SQLite before 3.32 allows 999 parameters per statement.
@@ -63,16 +64,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS usage_time ON usage(time)",
 )
 
-_INT_IDX = tuple(COLUMNS.index(c) for c in INT_COLUMNS)
 _FLOAT_IDX = tuple(COLUMNS.index(c) for c in FLOAT_COLUMNS)
-_TEXT_IDX = tuple(
-    i
-    for i, c in enumerate(COLUMNS)
-    if c not in INT_COLUMNS and c not in FLOAT_COLUMNS and c not in ("time", "cached", "tags")
-)
 _CACHED = COLUMNS.index("cached")
 TAGS = COLUMNS.index("tags")
-_TIME = COLUMNS.index("time")
 
 
 class Incompatible(Exception):
@@ -137,7 +131,7 @@ def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         chunk = rows[start : start + _CHUNK]
         conn.execute(_INSERT_MANY, tuple(itertools.chain.from_iterable(chunk)))
     if full < len(rows):
-        conn.executemany(_INSERT, rows[full:])
+        conn.executemany(INSERT_ONE, rows[full:])
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -176,18 +170,6 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def _number(value: Any, integral: bool) -> Any:
-    if value is None or type(value) is (int if integral else float):
-        return value
-    try:
-        return operator.index(value) if integral else float(value)
-    except (TypeError, ValueError):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
-
-
 def tags_json(tags: Any) -> str | None:
     if tags is None or type(tags) is str:
         return tags  # type: ignore[no-any-return]
@@ -195,23 +177,11 @@ def tags_json(tags: Any) -> str | None:
 
 
 def to_row(rec: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row as SQL parameters; odd values (numpy ints, objects) become storable ones."""
-    row = list(rec)
-    for i in _TEXT_IDX:
-        v = row[i]
-        if v is not None and type(v) is not str:
-            row[i] = str(v)
-    for i in _INT_IDX:
-        v = row[i]
-        if v is not None and type(v) is not int:
-            row[i] = _number(v, True)
-    for i in _FLOAT_IDX:
-        v = row[i]
-        if type(v) is not float:
-            row[i] = _number(v, False)
-    row[_TIME] = float(row[_TIME])
+    """A row as SQL parameters SQLite always takes (see :func:`~llmnb.usage._clean.clean_row`)."""
+    row = clean_row(rec)
     row[_CACHED] = 1 if row[_CACHED] else 0
-    row[TAGS] = tags_json(row[TAGS])
+    tags = row[TAGS]
+    row[TAGS] = None if tags is None else dumps(tags)
     return tuple(row)
 
 

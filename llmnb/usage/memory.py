@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import threading
 from array import array
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from llmnb.errors import LLMError
 from llmnb.usage.record import CATEGORY_COLUMNS, COLUMNS, CodedColumn, UsageRecord
 
-__all__ = ["MemoryStore", "UsageStore", "UsageStoreError", "UsageStoreWarning"]
+__all__ = ["MemoryStore", "StoreStatus", "UsageStore", "UsageStoreError", "UsageStoreWarning"]
 
 
 class UsageStoreWarning(UserWarning):
@@ -24,6 +24,37 @@ class UsageStoreWarning(UserWarning):
 
 class UsageStoreError(LLMError):
     """A usage database cannot be read (``llmnb usage`` on a damaged or foreign file)."""
+
+
+class StoreStatus(NamedTuple):
+    """The health of a usage store (``llmnb.usage.store_status()``); ``error`` never
+    holds a password or a key. A store may offer it as ``health()``."""
+
+    state: str  # "ok" | "degraded" | "failed"
+    pending: int  # rows recorded and not yet in the store
+    error: str | None  # the last problem and what to do; None when all is well
+    unwritten: int = 0  # rows the store refused: in this session's memory only
+    store: str = ""  # where rows go, one line
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "ok"
+
+    def line(self) -> str:
+        """One line for a notebook: ``⚠ usage store degraded: …``; '' when healthy."""
+        if self.healthy:
+            return ""
+        parts = [f"⚠ usage store {self.state}"]
+        counts = []
+        if self.pending:
+            counts.append(f"{self.pending:,} rows waiting")
+        if self.unwritten:
+            counts.append(f"{self.unwritten:,} rows kept in memory only")
+        if counts:
+            parts.append(f" ({', '.join(counts)})")
+        if self.error:
+            parts.append(f": {self.error}")
+        return "".join(parts)
 
 
 @runtime_checkable

@@ -18,8 +18,9 @@ How it behaves (as :class:`~llmnb.usage.sqlite_store.SQLiteStore` does):
 
 - **Off the hot path.** ``append_one`` adds the row to an in-memory view and a queue; a
   daemon thread inserts the queue through SQLAlchemy (one transaction per batch, rows
-  sent as multi-row ``INSERT … VALUES``). Rows still queued at exit are written by an
-  ``atexit`` hook.
+  sent as multi-row ``INSERT … VALUES``): at once after a quiet spell, else at most every
+  ``flush_interval`` seconds (0.02). Rows still queued at exit are written by an
+  ``atexit`` hook, and on SIGTERM/SIGHUP by a signal handler.
 - **Team columns.** Each row also carries ``user_name``, ``host`` and ``notebook`` (the
   writing process's; a row's ``tags`` may override them with ``user``/``host``/
   ``notebook`` keys). :meth:`team_dataframe` and :meth:`summary` read every member's rows.
@@ -28,7 +29,10 @@ How it behaves (as :class:`~llmnb.usage.sqlite_store.SQLiteStore` does):
   starting together do not race. A database written by a newer llmnb is left alone.
 - **Nothing is lost, nothing crashes.** When the server is unreachable the rows stay
   queued (and in this session's view) and are retried with back-off; one
-  :class:`~llmnb.usage.UsageStoreWarning` says so. Recording never raises.
+  :class:`~llmnb.usage.UsageStoreWarning` says so. A value PostgreSQL refuses (NUL or
+  a lone surrogate in text, NaN in tags, an integer beyond the column) is cleaned and
+  its note put in ``error``; one bad row never marks the store failed. Recording never
+  raises.
 - **History.** The first read loads earlier rows of this user (``history="user"``, the
   default), of everyone (``"all"``) or none (``"none"``), so dashboards survive a restart.
 
@@ -48,20 +52,23 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmnb.usage import _exit
 from llmnb.usage._postgres_sql import (
+    clean_params,
     create_engine,
     driver_url,
     failure_message,
     from_row,
     hidden,
     last_id,
+    refused_row,
     select,
     team_frame,
     to_params,
     unreachable_message,
 )
 from llmnb.usage._postgres_sql import is_postgres_url as is_postgres_url
-from llmnb.usage._queued import Flush, QueuedStore
+from llmnb.usage._queued import QueuedStore
 from llmnb.usage.memory import MemoryStore, UsageStoreError, UsageStoreWarning
 from llmnb.usage.postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from llmnb.usage.postgres_schema import Incompatible, migrate, table
@@ -91,12 +98,15 @@ class PostgresStore(QueuedStore):
     ``who`` overrides :func:`identity` (tests, service accounts).
     """
 
+    _retry_after = 0.25
+    _give_up_on_close = True  # an unreachable server must not hold up close() or exit
+
     def __init__(
         self,
         url: str,
         *,
         batch_rows: int = 500,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.02,
         history: str = "user",
         who: dict[str, str | None] | None = None,
         engine_options: dict[str, Any] | None = None,
@@ -219,44 +229,8 @@ class PostgresStore(QueuedStore):
                         target=self._run, name="llmnb-usage-writer:postgres", daemon=True
                     )
                     self._thread.start()
+        _exit.install()  # cheap once done; tried again here from the main thread
         self._kick.set()
-
-    def _run(self) -> None:
-        backoff = 0.0
-        while True:
-            self._kick.wait(backoff or None)
-            if not self._closing and not self._urgent.is_set() and self._interval:
-                self._urgent.wait(self._interval)  # let the batch fill
-            self._kick.clear()
-            self._urgent.clear()
-            closing = self._closing
-            rows, markers = self._drain()
-            self._inflight = len(rows)
-            written = True
-            if rows and self._status != "failed":
-                written = self._write(rows)
-            if written or self._status == "failed":
-                backoff = 0.0
-                rows = []  # written, or kept in the view only (the database is unusable)
-            else:
-                backoff = min(max(backoff * 2, 0.25), 5.0)
-            for marker in markers:
-                marker.ok = not rows and self._status in ("ok", "idle")
-                marker.done.set()
-            if rows:
-                self._queue.extendleft(reversed(rows))  # retried after the back-off
-            self._inflight = 0
-            if closing and (not self._queue or not written):
-                return
-
-    def _drain(self) -> tuple[list[Any], list[Flush]]:
-        rows: list[Any] = []
-        markers: list[Flush] = []
-        q = self._queue
-        while q:
-            item = q.popleft()
-            (markers if type(item) is Flush else rows).append(item)
-        return rows, markers
 
     def _write(self, rows: list[Any]) -> bool:
         from sqlalchemy import exc as sa_exc
@@ -264,10 +238,7 @@ class PostgresStore(QueuedStore):
         try:
             engine = self._connect()
             who = self._who if self._who is not None else identity()  # once per batch
-            params = [to_params(r, who) for r in rows]
-            with engine.begin() as conn:
-                for start in range(0, len(params), self._batch_rows):
-                    conn.execute(table().insert(), params[start : start + self._batch_rows])
+            written, refused = self._insert(engine, rows, who)
         except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
             self._unavailable(exc, len(rows))
             return False
@@ -276,9 +247,49 @@ class PostgresStore(QueuedStore):
             return False
         if self._status != "ok" and self._status != "idle":
             log.warning("llmnb: usage database %s is reachable again", self._shown)
-        self._written += len(rows)
+        self._written += written
         self._status, self._problem = "ok", None
+        if refused:
+            self._keep(len(refused), refused[-1])
         return True
+
+    def _insert(
+        self, engine: sa.Engine, rows: list[Any], who: dict[str, str | None]
+    ) -> tuple[int, list[BaseException]]:
+        """Insert ``rows``: (rows written, errors of the rows refused even cleaned).
+
+        Row by row only after a refusal, each in its own transaction; the rows written
+        so far leave ``rows``, so that a lost connection retries only the others.
+        """
+        insert = table().insert()
+        for convert in (to_params, clean_params):
+            try:
+                params = [convert(r, who) for r in rows]
+                with engine.begin() as conn:
+                    for start in range(0, len(params), self._batch_rows):
+                        conn.execute(insert, params[start : start + self._batch_rows])
+                return len(rows), []
+            except Exception as exc:
+                if not refused_row(exc):
+                    raise
+        refused: list[BaseException] = []
+        done = 0
+        try:
+            for rec in rows:
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(insert, [clean_params(rec, who)])
+                except Exception as exc:
+                    if not refused_row(exc):
+                        raise
+                    refused.append(exc)
+                done += 1
+        finally:
+            del rows[:done]
+        return done - len(refused), refused
+
+    def _where(self) -> str:
+        return self._shown
 
     # -- connection and schema ------------------------------------------------------------
 

@@ -12,11 +12,13 @@ Example::
 
 How it behaves:
 
-- **Off the hot path.** ``append_one`` adds the row to an in-memory view (a
-  :class:`~llmnb.usage.MemoryStore`) and to a queue; a daemon thread writes the queue
-  in one transaction per batch (``batch_rows`` rows, or ``flush_interval`` seconds after
-  the first queued row). Rows left at exit are written by an ``atexit`` hook (and by a
-  ``multiprocessing`` finalizer in worker processes, which skip ``atexit``).
+- **Off the hot path, on disk within tens of milliseconds.** ``append_one`` adds the
+  row to an in-memory view (a :class:`~llmnb.usage.MemoryStore`) and to a queue; a
+  daemon thread writes the queue in one transaction per batch: at once after a quiet
+  spell, else at most every ``flush_interval`` seconds (0.02) or once ``batch_rows`` are
+  queued. A committed row survives a SIGKILL of the process (WAL). Rows left at exit are
+  written by an ``atexit`` hook (and by a ``multiprocessing`` finalizer in worker
+  processes, which skip ``atexit``), and on SIGTERM/SIGHUP by a signal handler.
 - **Several kernels at once.** WAL journal, ``BEGIN IMMEDIATE`` transactions,
   ``busy_timeout``, and retries with back-off while another process holds the lock.
 - **History.** The first read loads the rows that were in the file when this store first
@@ -26,7 +28,9 @@ How it behaves:
 - **Nothing is lost, nothing crashes.** A locked, unreadable or damaged file gives one
   :class:`UsageStoreWarning` naming the file and what to do; the rows stay in the
   in-memory view (and, while the file is only locked, are written once it is free).
-  Recording never raises because of the database.
+  Any value is stored: lone surrogates and NUL in text become U+FFFD, an integer SQLite
+  cannot hold is stored as NULL with the value noted in ``error``. Recording never
+  raises because of the database, and :meth:`health` tells how the store is doing.
 
 ``clear()`` empties the in-memory view only: the file is shared with other kernels, so
 deleting history is left to the user (delete the file).
@@ -45,8 +49,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from llmnb.usage import _exit
 from llmnb.usage._queued import Flush, QueuedStore
 from llmnb.usage._sqlite import (
+    INSERT_ONE,
     SCHEMA_VERSION,
     SELECT,
     TAGS,
@@ -78,7 +84,7 @@ class SQLiteStore(QueuedStore):
         path: str | os.PathLike[str],
         *,
         batch_rows: int = 512,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.02,
         busy_timeout: float = 5.0,
         history: bool = True,
     ) -> None:
@@ -158,47 +164,10 @@ class SQLiteStore(QueuedStore):
                     )
                     self._thread.start()
                     _register_exit_hooks()
+        _exit.install()  # cheap once done; tried again here from the main thread
         self._kick.set()
 
-    def _run(self) -> None:
-        rows: list[tuple[Any, ...]] = []  # converted, not yet committed
-        markers: list[Flush] = []
-        backoff = 0.0
-        while True:
-            # Sleep until rows arrive (or, after a lock, until it is time to retry) …
-            self._kick.wait(backoff or None)
-            # … then give the batch flush_interval to fill, unless someone is waiting.
-            if not self._closing and not self._urgent.is_set() and self._interval:
-                self._urgent.wait(self._interval)
-            self._kick.clear()
-            self._urgent.clear()
-            closing = self._closing
-            self._drain(rows, markers)
-            self._inflight = len(rows)
-            if rows and self._status != "failed":
-                if self._write(rows):
-                    rows.clear()
-                    backoff = 0.0
-                else:
-                    backoff = min(max(backoff * 2, 0.1), 5.0)
-            if self._status == "failed":
-                rows.clear()  # they are in the in-memory view; the file is unusable
-            for marker in markers:
-                marker.ok = not rows and self._status in ("ok", "idle")
-                marker.done.set()
-            markers.clear()
-            if rows:
-                # Back to the queue's front: visible to `pending`, retried after backoff.
-                self._queue.extendleft(_Unwritten(r) for r in reversed(rows))
-                rows.clear()
-            self._inflight = 0
-            if closing and not self._queue:
-                break
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def _drain(self, rows: list[tuple[Any, ...]], markers: list[Flush]) -> None:
+    def _drain(self, rows: list[Any], markers: list[Flush]) -> None:
         q = self._queue
         while True:
             try:
@@ -215,21 +184,29 @@ class SQLiteStore(QueuedStore):
                 # work here keeps the writer from competing with the recording thread.
                 rows.append(item)
             else:
-                rows.append((*item[:TAGS], tags_json(item[TAGS])))
+                try:
+                    rows.append((*item[:TAGS], tags_json(item[TAGS])))
+                except Exception:  # tags json.dumps cannot take (a cycle, odd keys)
+                    rows.append(to_row(item))
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> bool:
+    def _requeue(self, rows: list[Any]) -> None:
+        self._queue.extendleft(_Unwritten(r) for r in reversed(rows))
+
+    def _prepare(self) -> None:
+        if self._status != "failed":
+            self._connection()
+
+    def _stopped(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _write(self, rows: list[Any]) -> bool:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                try:
-                    insert(conn, rows)
-                except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError):
-                    # An odd value (a numpy int, an object as model name): convert all.
-                    conn.execute("ROLLBACK")
-                    rows[:] = map(to_row, rows)
-                    conn.execute("BEGIN IMMEDIATE")
-                    insert(conn, rows)
+                refused = _insert(conn, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -244,9 +221,14 @@ class SQLiteStore(QueuedStore):
                 self._conn.close()
                 self._conn = None
             return False
-        self._written += len(rows)
+        self._written += len(rows) - len(refused)
         self._status, self._problem = "ok", None
+        if refused:
+            self._keep(len(refused), refused[-1])
         return True
+
+    def _where(self) -> str:
+        return shown(self._path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -326,6 +308,47 @@ class SQLiteStore(QueuedStore):
             _orphans.append(self._conn)
             self._conn = None
         self._reset_threading()
+
+
+# Errors that are about a value of a row, not about the database.
+_REFUSED = (
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[Any]) -> list[BaseException]:
+    """Insert ``rows`` in the open transaction; the errors of the rows refused even
+    cleaned (``rows`` is cleaned in place when a value was refused)."""
+    try:
+        insert(conn, rows)
+        return []
+    except _REFUSED:
+        pass
+    # An odd value (a lone surrogate, 10**20 tokens, a numpy int): clean every row …
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+    rows[:] = map(to_row, rows)
+    try:
+        insert(conn, rows)
+        return []
+    except _REFUSED:
+        pass
+    # … and if the database still refuses one, write them one by one and keep that one.
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+    refused: list[BaseException] = []
+    for row in rows:
+        try:
+            conn.execute(INSERT_ONE, row)
+        except _REFUSED as exc:
+            refused.append(exc)
+    return refused
 
 
 class _Unwritten:
