@@ -71,6 +71,7 @@ __all__ = [
     "reset_session_budget",
     "reset_spend",
     "set_session_budget",
+    "window_start",
 ]
 
 log = logging.getLogger("llmnb.budget")

@@ -39,7 +39,7 @@ HELP = """\
 %llm usage [--by COL[,COL]] [--rows]   this session's usage as a DataFrame
 %llm error [options]                   explain the last error and its cell
 %llm reset [NAME]                      forget the --chat conversation NAME (no NAME: all)
-%llm budget [USD|off]                  show or set this session's spending limit
+%llm budget [USD|off]                  show (limit, window, spent, reserved) or set the budget
 %llm picker | dashboard                provider picker / usage dashboard widgets
 %llm debug on|off                      show full tracebacks of llmnb errors
 Prompts fill in {name}, {expr}, {In[3]}, {Out[3]} from your variables; {{x}} keeps braces.
@@ -220,8 +220,6 @@ def _session_cost(rows: Iterable[Any], session: str) -> float | None:
 
 
 def cmd_budget(magics: LLMMagics, rest: str) -> None:
-    from llmnb import config
-    from llmnb.errors import LLMError
     from llmnb.middleware import budget as b
     from llmnb.usage import get_tracker
 
@@ -238,35 +236,49 @@ def cmd_budget(magics: LLMMagics, rest: str) -> None:
         if not usd > 0 or usd == float("inf"):
             raise UsageError(f"%llm budget: the limit must be a positive number, got {arg}")
         b.set_session_budget(usd)
-    limit = b.get_session_budget()
-    spent = b.get_session_spend()
-    shown = "none" if limit is None else d.format_cost(limit)
-    # The budget's own count: only priced calls count, so saying so keeps "$0" honest.
-    lines = [
-        f"Session budget: {shown} · spent so far: {d.format_cost(spent)} "
-        "(calls with a known price in this kernel — the number the budget checks)"
-    ]
     tracker = get_tracker()
+    states = b.budget_status(tracker)
+    session = next((s for s in states if s.scope == "session"), None)
+    lines = []
+    if session is None:
+        lines.append(
+            f"Session budget: none · spent so far: {d.format_cost(b.get_session_spend())} "
+            f"· reserved: {d.format_cost(b.get_session_reserved())} (calls in flight)"
+        )
+    for state in states:
+        name = "Session budget" if state.scope == "session" else f"Profile {state.scope[8:]} budget"
+        lines.append(f"{name}: {_budget_line(state)}")
+    # Only priced calls count, so saying so keeps "$0" honest.
+    lines.append(
+        "(spent: calls with a known price — the number the budget checks; reserved: the "
+        "estimates of calls still in flight)"
+    )
     tracked = _session_cost(tracker.records, tracker.session)
+    spent = b.get_session_spend()
     if tracked is not None and abs(tracked - spent) > 1e-9:
         # e.g. after reset_spend(), set_tracker(), or clients with a tracker of their own.
         lines.append(
             f"Usage table, this session: {d.format_cost(tracked)} (the active tracker's "
-            "rows; the budget does not check this number)"
+            f"rows; the budget counts {d.format_cost(spent)} in this kernel)"
         )
-    try:
-        settings = config.load_settings()
-        providers = settings.llm.providers
-        profiles = {n: getattr(providers[n], "budget_usd", None) for n in providers}
-    except LLMError:
-        profiles = {}  # a broken settings file is reported where it matters
-    for name, profile_limit in profiles.items():
-        if profile_limit is not None:
-            lines.append(
-                f"Profile {name} budget: {d.format_cost(profile_limit)} · spent: "
-                f"{d.format_cost(b.get_profile_spend(name))}"
-            )
     print("\n".join(lines))
+
+
+def _budget_line(state: Any) -> str:
+    if state.since is None:
+        window = "session (this kernel)"
+    else:
+        import datetime as dt
+
+        when = dt.datetime.fromtimestamp(state.since).strftime("%Y-%m-%d %H:%M")
+        window = f"{state.window} since {when} (every kernel using this usage store)"
+    line = (
+        f"{d.format_cost(state.limit_usd)} · window: {window} · spent: "
+        f"{d.format_cost(state.spent_usd)} · reserved: {d.format_cost(state.reserved_usd)}"
+    )
+    if state.warn_at is not None:
+        line += f" · warns at {state.warn_at:.0%}"
+    return line
 
 
 def cmd_debug(magics: LLMMagics, rest: str) -> None:
