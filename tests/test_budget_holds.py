@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import servers
 from _magics_shell import ip_fixture, run
 
 import llmnb
@@ -31,6 +33,7 @@ from llmnb.usage.memory import MemoryStore
 from llmnb.usage.sqlite_store import SQLiteStore
 
 ip = ip_fixture
+pg_url = servers.postgres_url_fixture()
 ROOT = Path(__file__).resolve().parents[1]
 
 # $1 per million tokens in and out.
@@ -275,6 +278,7 @@ def test_a_call_does_not_wait_for_its_own_unfinished_stream(make, slow_server, t
 CHILD = """
 import sys, time
 import llmnb
+from llmnb.middleware.budget import window_start
 from llmnb.usage import get_tracker
 
 client = llmnb.create_llm_client_from_profile()
@@ -383,6 +387,36 @@ def test_stores_sum_what_other_sessions_spent_since_a_time(tmp_path):
         assert store.spent_since(since, profile="p", exclude_session="me") == 2.0
         assert store.spent_since(since - 20) == 15.0
     assert SQLiteStore(tmp_path / "missing.db").spent_since(since) == 0.0
+
+
+def test_postgres_store_sums_what_other_sessions_spent(pg_url, make, slow_server):
+    from llmnb.usage.postgres_store import PostgresStore
+
+    since = budget.window_start("month")
+    assert since is not None
+    other = PostgresStore(pg_url, who={"user": "bob", "host": "h", "notebook": None})
+    for profile, cost, dt in [("p", 2.0, 1), ("q", 4.0, 1), ("p", 8.0, -60), ("p", math.nan, 1)]:
+        UsageTracker(session="bob-kernel", store=other).record(
+            1, 1, model="m", provider="x", profile=profile, cost_usd=cost, time=since + dt
+        )
+    assert other.close()
+    mine = PostgresStore(pg_url, who={"user": "alice", "host": "h", "notebook": None})
+    assert mine.spent_since(since) == 6.0
+    assert mine.spent_since(since, profile="p") == 2.0
+    assert mine.spent_since(since, exclude_session="bob-kernel") == 0.0
+    # A month budget of $7 with $6 spent by the other kernel leaves room for ~$1.
+    token = set_tracker(UsageTracker(store=mine))
+    try:
+        client = make(usage={"budget_usd": 7.0, "budget_window": "month"})
+        (state,) = budget.budget_status()
+        assert (state.window, state.spent_usd) == ("month", 6.0)
+        budget.set_session_budget(6.0 + 1e-9)
+        with pytest.raises(errors.BudgetExceededError) as info:
+            client.complete(PROMPT)
+        assert info.value.spent_usd == 6.0 and info.value.window == "month"
+    finally:
+        token.var.reset(token)
+        mine.close()
 
 
 # The store's writer warns about the damaged file in its own words, from its own thread.

@@ -280,7 +280,8 @@ def parse_store_spec(spec: str) -> tuple[str, str | None]:
 
 
 class UsageSection(_Section):
-    """The ``usage:`` section: where usage rows are stored and an optional spend limit."""
+    """The ``usage:`` section: where usage rows are stored, and an optional spend limit
+    (``budget_usd``) over a ``budget_window`` (``session``, ``day``, ``week``, ``month``)."""
 
     store: str = DEFAULT_STORE
     budget_usd: float | None = Field(default=None, gt=0)
