@@ -30,6 +30,7 @@ __all__ = [
     "day_of",
     "refusal",
     "scope_name",
+    "today",
     "window_start",
     "window_text",
 ]
@@ -64,6 +65,23 @@ def day_of(epoch: float) -> int:
     """The local calendar day of ``epoch`` as a date ordinal."""
     t = time.localtime(epoch)
     return _dt.date(t.tm_year, t.tm_mon, t.tm_mday).toordinal()
+
+
+_today: tuple[float, float, int] = (0.0, 0.0, 0)  # [start, end) of the day known, its ordinal
+
+
+def today() -> int:
+    """``day_of(time.time())``, without a localtime() per call."""
+    global _today
+    now = time.time()
+    start, end, day = _today
+    if not start <= now < end:
+        day = day_of(now)
+        start = window_start("day", now) or now
+        # The next midnight: noon tomorrow, back to its midnight (DST days are not 24 h).
+        end = window_start("day", start + 36 * 3600) or now
+        _today = (start, end, day)
+    return day
 
 
 class OtherKernels:

@@ -52,6 +52,7 @@ from llmnb.middleware._budget_window import (
     day_of,
     refusal,
     scope_name,
+    today,
     window_start,
     window_text,
 )
@@ -81,6 +82,7 @@ RESERVATION_WAIT = 30.0
 _POLL = 0.02  # seconds between looks while waiting for reservations to settle
 
 _UNSET = object()
+_NONE: list[Any] = []  # no budget applies (never appended to)
 _lock = threading.Lock()
 _session_limit: Any = _UNSET  # float | None once set_session_budget() was called
 _spent = 0.0  # this process, every window
@@ -88,6 +90,9 @@ _spent_by_profile: dict[str, float] = {}
 _by_day: dict[tuple[str | None, int], float] = {}  # (profile, local day) -> USD, this process
 _reserved: dict[int, tuple[str | None, tuple[int, int], float]] = {}  # id -> profile, owner, USD
 _ids = itertools.count(1)
+# Totals of _reserved: None -> every profile, name -> that profile's; [USD, attempts].
+_held: dict[str | None, list[float]] = {}
+_ZERO = (0.0, 0)
 _warned: set[tuple[Any, ...]] = set()
 _others = OtherKernels()
 
@@ -149,8 +154,7 @@ def get_session_spend() -> float:
 
 def get_session_reserved() -> float:
     """USD reserved by the attempts of this process in flight under a budget."""
-    with _lock:
-        return math.fsum(r[2] for r in _reserved.values())
+    return _held.get(None, _ZERO)[0]
 
 
 def get_profile_spend(profile: str) -> float:
@@ -181,7 +185,7 @@ def _local_spent(scope: Scope, since: float | None) -> float:
 
 def _record(profile: str | None, cost: float) -> None:
     global _spent
-    day = day_of(time.time())
+    day = today()
     with _lock:
         _spent += cost
         if profile is not None:
@@ -191,6 +195,15 @@ def _record(profile: str | None, cost: float) -> None:
         if len(_by_day) > 512:  # a kernel alive for months: keep what a month window needs
             for old in [k for k in _by_day if k[1] < day - 40]:
                 del _by_day[old]
+
+
+def _hold(profile: str | None, usd: float, n: int) -> None:
+    """Add (or with negative values take) a reservation to the totals. Under _lock."""
+    for key in (None, profile) if profile is not None else (None,):
+        total = _held.setdefault(key, [0.0, 0])
+        total[1] += n
+        # Exactly 0 once nothing is in flight: no rounding residue left behind.
+        total[0] = total[0] + usd if total[1] > 0 else 0.0
 
 
 def _owner() -> tuple[int, int]:
@@ -246,6 +259,8 @@ class BudgetMiddleware(Middleware):
         limit = _session_limit
         if limit is _UNSET:
             limit = usage.limit
+        if limit is None and self.profile_limit is None:
+            return _NONE
         out = []
         if limit is not None:
             out.append(Scope("session", None, limit, usage.window, usage.warn_at))
@@ -264,7 +279,7 @@ class BudgetMiddleware(Middleware):
     def before_attempt(self, call: Call) -> float:
         scopes = self.scopes()
         if not scopes:
-            call.data[self] = _Ticket(None, call.attempt)
+            call.data[self] = _Ticket(None, call.attempt)  # no budget: count, reserve nothing
             return 0.0
         estimate = estimate_cost(call)
         if math.isnan(estimate):
@@ -278,31 +293,30 @@ class BudgetMiddleware(Middleware):
                 )
             estimate = 0.0
         # Other kernels' spend is read before taking the lock (it may touch the disk).
-        starts = [window_start(s.window) for s in scopes]
-        tracker = _tracker_of(call)
-        others = [
-            0.0 if since is None else _others.spent(tracker, since, s.profile)
-            for s, since in zip(scopes, starts, strict=True)
-        ]
+        starts = [None if s.window == "session" else window_start(s.window) for s in scopes]
+        others = [0.0] * len(scopes)
+        for i, since in enumerate(starts):
+            if since is not None:
+                others[i] = _others.spent(_tracker_of(call), since, scopes[i].profile)
         owner = _owner()
         blocked: tuple[Scope, float, float, float | None, bool] | None = None
         with _lock:
             for scope, since, other in zip(scopes, starts, others, strict=True):
                 spent = _local_spent(scope, since) + other
-                held = [r for r in _reserved.values() if scope.profile in (None, r[0])]
-                reserved = math.fsum(r[2] for r in held)
-                own = math.fsum(r[2] for r in held if r[1] == owner)
-                if spent >= scope.limit or spent + own + estimate > scope.limit:
-                    # Nothing that could settle while this call waits would make room.
-                    blocked = (scope, spent, reserved, since, False)
-                    break
-                if spent + reserved + estimate > scope.limit:
-                    # Other calls in flight may settle below their estimates: wait for them.
-                    blocked = (scope, spent, reserved, since, True)
-                    break
+                reserved = _held.get(scope.profile, _ZERO)[0]
+                if spent < scope.limit and spent + reserved + estimate <= scope.limit:
+                    continue
+                mine = (r for r in _reserved.values() if r[1] == owner)
+                own = math.fsum(r[2] for r in mine if scope.profile in (None, r[0]))
+                # Waiting helps only if calls other than this one's own (a stream it has
+                # not finished reading) are in flight: they may settle below their estimates.
+                can_wait = spent < scope.limit and spent + own + estimate <= scope.limit
+                blocked = (scope, spent, reserved, since, can_wait)
+                break
             else:
                 rid = next(_ids)
                 _reserved[rid] = (call.profile, owner, estimate)
+                _hold(call.profile, estimate, 1)
                 call.data[self] = _Ticket(rid, call.attempt)
                 call.data.pop(self._waiting, None)
                 return 0.0
@@ -324,15 +338,19 @@ class BudgetMiddleware(Middleware):
             return  # refused (or interrupted) here: nothing reserved, nothing sent
         if ticket.rid is not None:
             with _lock:
-                _reserved.pop(ticket.rid, None)
+                held = _reserved.pop(ticket.rid, None)
+                if held is not None:
+                    _hold(held[0], -held[2], -1)
         if call.attempt <= ticket.attempt:
             return  # a middleware further in refused it: not sent
         cost = call.cost
         if cost > 0:  # NaN (unknown) and 0 (cache) compare False
             _record(call.profile, cost)
+        if ticket.rid is None:
+            return  # no budget applied: nothing to learn for, nothing to warn about
         if completion is not None:
             learn(call, completion)
-        if cost > 0 and ticket.rid is not None:
+        if cost > 0 and (self._settings.warn_at is not None or self.profile_warn_at is not None):
             self._maybe_warn(call)
 
     def _maybe_warn(self, call: Call) -> None:
@@ -416,7 +434,7 @@ def budget_status(tracker: Any = None) -> list[BudgetState]:
         other = 0.0 if since is None else _others.spent(tracker, since, scope.profile)
         with _lock:
             spent = _local_spent(scope, since) + other
-            reserved = math.fsum(r[2] for r in _reserved.values() if scope.profile in (None, r[0]))
+            reserved = _held.get(scope.profile, _ZERO)[0]
         out.append(
             BudgetState(
                 scope=scope.name,
