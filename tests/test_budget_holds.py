@@ -523,3 +523,14 @@ def test_budget_warn_at_warns_once_per_window(make, slow_server, tracker, caplog
     assert len(warned) == 1, warned
     assert warned[0].startswith("llmnb: 50% of the session budget is spent: $")
     assert "of $0.00" in warned[0]
+
+
+def test_asking_for_the_status_changes_no_client_s_budget(slow_server, write_settings, tracker):
+    base = {"type": "openai_compatible", "model": "m", "base_url": slow_server.base_url}
+    tight = {**base, "pricing": PRICING, "budget_usd": 1e-9}
+    write_settings({"llm": {"active_provider": "q", "providers": {"p": tight, "q": base}}})
+    for _ in range(2):
+        assert [s.scope for s in budget.budget_status()] == ["profile p"]
+    assert llmnb.create_llm_client_from_profile().complete(PROMPT).content  # q: no budget
+    with pytest.raises(errors.BudgetExceededError):
+        llmnb.create_llm_client_from_profile(profile="p").complete(PROMPT)

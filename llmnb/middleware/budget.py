@@ -82,7 +82,6 @@ RESERVATION_WAIT = 30.0
 _POLL = 0.02  # seconds between looks while waiting for reservations to settle
 
 _UNSET = object()
-_NONE: list[Any] = []  # no budget applies (never appended to)
 _lock = threading.Lock()
 _session_limit: Any = _UNSET  # float | None once set_session_budget() was called
 _spent = 0.0  # this process, every window
@@ -260,7 +259,7 @@ class BudgetMiddleware(Middleware):
         if limit is _UNSET:
             limit = usage.limit
         if limit is None and self.profile_limit is None:
-            return _NONE
+            return []
         out = []
         if limit is not None:
             out.append(Scope("session", None, limit, usage.window, usage.warn_at))
