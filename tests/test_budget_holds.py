@@ -486,9 +486,12 @@ def test_llm_budget_shows_limit_window_spent_and_reserved(ip, slow_server, write
     )
     shown = run(ip, "%llm budget").stdout
     today = time.strftime("%Y-%m-%d")
-    assert f"Session budget: $2.0000 · window: day since {today} 00:00" in shown
-    assert "(every kernel using this usage store) · spent: $0 · reserved: $0\n" in shown
-    assert "Profile p budget: $0.5000 · window: week since " in shown
+    assert (
+        f"Session budget: $2.0000 · spent so far: $0 (calls with a known price since {today} "
+        f"00:00, every kernel using this usage store — the number the budget checks) · window: "
+        f"day since {today} 00:00 (every kernel using this usage store) · reserved: $0\n"
+    ) in shown
+    assert "Profile p budget: $0.5000 · spent: $0 · window: week since " in shown
 
     slow_server.script(Fault.slow(1.5))
     client = llmnb.create_llm_client_from_profile()
@@ -506,7 +509,8 @@ def test_llm_budget_shows_limit_window_spent_and_reserved(ip, slow_server, write
     assert "reserved: $0\n" not in during  # the call in flight holds its estimate
     assert "reserved: $0.0000" in during
     after = run(ip, "%llm budget").stdout
-    assert "spent: $0.0000" in after and "reserved: $0\n" in after and "spent: $0 " not in after
+    assert "spent so far: $0.0000" in after and "reserved: $0\n" in after
+    assert "spent: $0 " not in after
 
 
 def test_budget_warn_at_warns_once_per_window(make, slow_server, tracker, caplog):

@@ -238,44 +238,43 @@ def cmd_budget(magics: LLMMagics, rest: str) -> None:
         b.set_session_budget(usd)
     tracker = get_tracker()
     states = b.budget_status(tracker)
-    session = next((s for s in states if s.scope == "session"), None)
     lines = []
-    if session is None:
+    if not any(s.scope == "session" for s in states):
+        # The budget's own count: only priced calls count, so saying so keeps "$0" honest.
         lines.append(
             f"Session budget: none · spent so far: {d.format_cost(b.get_session_spend())} "
-            f"· reserved: {d.format_cost(b.get_session_reserved())} (calls in flight)"
+            "(calls with a known price in this kernel — the number the budget checks) · "
+            f"reserved: {d.format_cost(b.get_session_reserved())} (calls in flight)"
         )
-    for state in states:
-        name = "Session budget" if state.scope == "session" else f"Profile {state.scope[8:]} budget"
-        lines.append(f"{name}: {_budget_line(state)}")
-    # Only priced calls count, so saying so keeps "$0" honest.
-    lines.append(
-        "(spent: calls with a known price — the number the budget checks; reserved: the "
-        "estimates of calls still in flight)"
-    )
+    lines.extend(_budget_line(state) for state in states)
     tracked = _session_cost(tracker.records, tracker.session)
     spent = b.get_session_spend()
     if tracked is not None and abs(tracked - spent) > 1e-9:
         # e.g. after reset_spend(), set_tracker(), or clients with a tracker of their own.
         lines.append(
             f"Usage table, this session: {d.format_cost(tracked)} (the active tracker's "
-            f"rows; the budget counts {d.format_cost(spent)} in this kernel)"
+            "rows; the budget does not check this number)"
         )
     print("\n".join(lines))
 
 
 def _budget_line(state: Any) -> str:
-    if state.since is None:
-        window = "session (this kernel)"
-    else:
+    """``Session budget: $2 · spent so far: … · window: day since … · reserved: …``."""
+    where, window = "in this kernel", state.window
+    if state.since is not None:
         import datetime as dt
 
         when = dt.datetime.fromtimestamp(state.since).strftime("%Y-%m-%d %H:%M")
+        where = f"since {when}, every kernel using this usage store"
         window = f"{state.window} since {when} (every kernel using this usage store)"
-    line = (
-        f"{d.format_cost(state.limit_usd)} · window: {window} · spent: "
-        f"{d.format_cost(state.spent_usd)} · reserved: {d.format_cost(state.reserved_usd)}"
-    )
+    spent = d.format_cost(state.spent_usd)
+    if state.scope == "session":
+        head = f"Session budget: {d.format_cost(state.limit_usd)} · spent so far: {spent} "
+        head += f"(calls with a known price {where} — the number the budget checks)"
+    else:
+        head = f"Profile {state.scope[8:]} budget: {d.format_cost(state.limit_usd)} · "
+        head += f"spent: {spent}"
+    line = f"{head} · window: {window} · reserved: {d.format_cost(state.reserved_usd)}"
     if state.warn_at is not None:
         line += f" · warns at {state.warn_at:.0%}"
     return line
