@@ -487,9 +487,9 @@ def test_llm_budget_shows_limit_window_spent_and_reserved(ip, slow_server, write
     shown = run(ip, "%llm budget").stdout
     today = time.strftime("%Y-%m-%d")
     assert (
-        f"Session budget: $2.0000 · spent so far: $0 (calls with a known price since {today} "
-        f"00:00, every kernel using this usage store — the number the budget checks) · window: "
-        f"day since {today} 00:00 (every kernel using this usage store) · reserved: $0\n"
+        "Session budget: $2.0000 · spent so far: $0 (calls with a known price in the window "
+        f"— the number the budget checks) · window: day since {today} 00:00 (every kernel "
+        "using this usage store) · reserved: $0\n"
     ) in shown
     assert "Profile p budget: $0.5000 · spent: $0 · window: week since " in shown
 

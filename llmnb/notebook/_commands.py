@@ -265,7 +265,7 @@ def _budget_line(state: Any) -> str:
         import datetime as dt
 
         when = dt.datetime.fromtimestamp(state.since).strftime("%Y-%m-%d %H:%M")
-        where = f"since {when}, every kernel using this usage store"
+        where = "in the window"
         window = f"{state.window} since {when} (every kernel using this usage store)"
     spent = d.format_cost(state.spent_usd)
     if state.scope == "session":
