@@ -102,9 +102,10 @@ class PoolExhaustedError(LLMError):
 class BudgetExceededError(LLMError):
     """A USD budget would be passed by this call; nothing was sent.
 
-    ``limit_usd`` is the budget, ``spent_usd`` what was spent under it so far,
-    ``estimate_usd`` this call's estimated cost, ``scope`` ``"session"`` or
-    ``"profile <name>"``.
+    ``limit_usd`` is the budget, ``spent_usd`` what was spent under it so far (in its
+    ``window``: ``session``, ``day``, ``week`` or ``month``), ``reserved_usd`` the
+    estimates of calls still in flight, ``estimate_usd`` this call's estimated cost,
+    ``scope`` ``"session"`` or ``"profile <name>"``.
     """
 
     def __init__(
@@ -115,12 +116,16 @@ class BudgetExceededError(LLMError):
         limit_usd: float,
         spent_usd: float,
         estimate_usd: float,
+        reserved_usd: float = 0.0,
+        window: str = "session",
     ) -> None:
         super().__init__(message)
         self.scope = scope
         self.limit_usd = limit_usd
         self.spent_usd = spent_usd
         self.estimate_usd = estimate_usd
+        self.reserved_usd = reserved_usd
+        self.window = window
 
 
 class StructuredOutputError(LLMError):

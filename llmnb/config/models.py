@@ -24,6 +24,7 @@ from llmnb.config.redact import _redact_value, is_sensitive_key, redact_mapping
 
 __all__ = [
     "AUTO",
+    "BUDGET_WINDOWS",
     "DEFAULT_STORE",
     "AgentConfig",
     "CacheSection",
@@ -41,6 +42,11 @@ __all__ = [
 ]
 
 AUTO = "auto"  # reserved active_provider value (automatic choice, a later issue)
+
+#: What a budget counts: this kernel's calls, or every kernel's calls since the start of
+#: the calendar day / week (Monday) / month, local time, read from the usage store.
+BUDGET_WINDOWS = ("session", "day", "week", "month")
+BudgetWindow = Literal["session", "day", "week", "month"]
 
 
 def display_path(path: Path) -> str:
@@ -151,8 +157,10 @@ class ProfileConfig(_Section):
     max_connections_per_key: int | None = Field(default=None, gt=0)
     cooldown: float | None = Field(default=None, ge=0)
     acquire_timeout: float | None = Field(default=None, gt=0)
-    # spend limit of this profile (USD, this session); usage.budget_usd is the session's
+    # spend limit of this profile (USD); usage.budget_usd is the whole project's
     budget_usd: float | None = Field(default=None, gt=0)
+    budget_window: BudgetWindow | None = None  # None: usage.budget_window
+    budget_warn_at: float | None = Field(default=None, gt=0, le=1)  # None: usage's
     # CLI providers (claude_code, codex_cli, copilot_cli, gemini_cli)
     command: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -272,10 +280,15 @@ def parse_store_spec(spec: str) -> tuple[str, str | None]:
 
 
 class UsageSection(_Section):
-    """The ``usage:`` section: where usage rows are stored and an optional spend limit."""
+    """The ``usage:`` section: where usage rows are stored, and an optional spend limit
+    (``budget_usd``) over a ``budget_window`` (``session``, ``day``, ``week``, ``month``)."""
 
     store: str = DEFAULT_STORE
     budget_usd: float | None = Field(default=None, gt=0)
+    # session: this kernel's spend; day/week/month: every kernel's, from the store
+    budget_window: BudgetWindow = "session"
+    # a fraction of a budget: one warning line when spend crosses it (once per window)
+    budget_warn_at: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("store")
     @classmethod

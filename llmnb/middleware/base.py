@@ -40,6 +40,7 @@ from llmnb.types import Completion, Message, Request
 
 if TYPE_CHECKING:
     from llmnb.providers.base import Provider
+    from llmnb.usage.tracker import UsageTracker
 
 __all__ = ["Call", "Chain", "Clock", "ManualClock", "Middleware", "SystemClock", "shared"]
 
@@ -125,6 +126,9 @@ class CallClient(Protocol):
 
     @property
     def provider(self) -> Provider: ...
+
+    @property
+    def tracker(self) -> UsageTracker: ...
 
     def _build_request(self, call: Call) -> Request: ...
 

@@ -186,7 +186,15 @@ def builtin_middleware(
     out: list[Middleware] = []
     if backend is not None:  # else the client adds one on the first cache=True call
         out.append(CacheMiddleware(backend))
-    out.append(BudgetMiddleware(profile_name, provider.profile.get("budget_usd")))
+    prof = provider.profile
+    out.append(
+        BudgetMiddleware(
+            profile_name,
+            prof.get("budget_usd"),
+            prof.get("budget_window"),
+            prof.get("budget_warn_at"),
+        )
+    )
     pool = key_pool_for(provider, profile_name, clock, scope)
     if pool is not None:
         out.append(pool)

@@ -40,7 +40,7 @@ HELP = """\
 %llm usage [--by COL[,COL]] [--rows]   this session's usage as a DataFrame
 %llm error [options]                   explain the last error and its cell
 %llm reset [NAME]                      forget the --chat conversation NAME (no NAME: all)
-%llm budget [USD|off]                  show or set this session's spending limit
+%llm budget [USD|off]                  show (limit, window, spent, reserved) or set the budget
 %llm replay [record|on|auto PATH | off] record calls into a cassette, or answer from one
 %llm picker | dashboard                provider picker / usage dashboard widgets
 %llm debug on|off                      show full tracebacks of llmnb errors
@@ -225,8 +225,6 @@ def _session_cost(rows: Iterable[Any], session: str) -> float | None:
 
 
 def cmd_budget(magics: LLMMagics, rest: str) -> None:
-    from llmnb import config
-    from llmnb.errors import LLMError
     from llmnb.middleware import budget as b
     from llmnb.usage import get_tracker
 
@@ -243,35 +241,48 @@ def cmd_budget(magics: LLMMagics, rest: str) -> None:
         if not usd > 0 or usd == float("inf"):
             raise UsageError(f"%llm budget: the limit must be a positive number, got {arg}")
         b.set_session_budget(usd)
-    limit = b.get_session_budget()
-    spent = b.get_session_spend()
-    shown = "none" if limit is None else d.format_cost(limit)
-    # The budget's own count: only priced calls count, so saying so keeps "$0" honest.
-    lines = [
-        f"Session budget: {shown} · spent so far: {d.format_cost(spent)} "
-        "(calls with a known price in this kernel — the number the budget checks)"
-    ]
     tracker = get_tracker()
+    states = b.budget_status(tracker)
+    lines = []
+    if not any(s.scope == "session" for s in states):
+        # The budget's own count: only priced calls count, so saying so keeps "$0" honest.
+        lines.append(
+            f"Session budget: none · spent so far: {d.format_cost(b.get_session_spend())} "
+            "(calls with a known price in this kernel — the number the budget checks) · "
+            f"reserved: {d.format_cost(b.get_session_reserved())} (calls in flight)"
+        )
+    lines.extend(_budget_line(state) for state in states)
     tracked = _session_cost(tracker.records, tracker.session)
+    spent = b.get_session_spend()
     if tracked is not None and abs(tracked - spent) > 1e-9:
         # e.g. after reset_spend(), set_tracker(), or clients with a tracker of their own.
         lines.append(
             f"Usage table, this session: {d.format_cost(tracked)} (the active tracker's "
             "rows; the budget does not check this number)"
         )
-    try:
-        settings = config.load_settings()
-        providers = settings.llm.providers
-        profiles = {n: getattr(providers[n], "budget_usd", None) for n in providers}
-    except LLMError:
-        profiles = {}  # a broken settings file is reported where it matters
-    for name, profile_limit in profiles.items():
-        if profile_limit is not None:
-            lines.append(
-                f"Profile {name} budget: {d.format_cost(profile_limit)} · spent: "
-                f"{d.format_cost(b.get_profile_spend(name))}"
-            )
     print("\n".join(lines))
+
+
+def _budget_line(state: Any) -> str:
+    """``Session budget: $2 · spent so far: … · window: day since … · reserved: …``."""
+    where, window = "in this kernel", state.window
+    if state.since is not None:
+        import datetime as dt
+
+        when = dt.datetime.fromtimestamp(state.since).strftime("%Y-%m-%d %H:%M")
+        where = "in the window"
+        window = f"{state.window} since {when} (every kernel using this usage store)"
+    spent = d.format_cost(state.spent_usd)
+    if state.scope == "session":
+        head = f"Session budget: {d.format_cost(state.limit_usd)} · spent so far: {spent} "
+        head += f"(calls with a known price {where} — the number the budget checks)"
+    else:
+        head = f"Profile {state.scope[8:]} budget: {d.format_cost(state.limit_usd)} · "
+        head += f"spent: {spent}"
+    line = f"{head} · window: {window} · reserved: {d.format_cost(state.reserved_usd)}"
+    if state.warn_at is not None:
+        line += f" · warns at {state.warn_at:.0%}"
+    return line
 
 
 def cmd_debug(magics: LLMMagics, rest: str) -> None:

@@ -8,6 +8,7 @@ their in-process view.
 
 from __future__ import annotations
 
+import math
 import threading
 from array import array
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -138,6 +139,13 @@ class MemoryStore:
                     out.append(col)
             return len(self._cols[0]), out
 
+    def spent_since(
+        self, since: float, *, profile: str | None = None, exclude_session: str | None = None
+    ) -> float:
+        """USD of the rows with a known cost since ``since`` (UTC epoch seconds), of
+        ``profile`` only if given, leaving out the rows of ``exclude_session``."""
+        return spent_in(self.load(), since, profile, exclude_session)
+
     def clear(self) -> None:
         with self._flush_lock:
             # New columns rather than emptying: a reader holding the old lists stays valid.
@@ -215,6 +223,20 @@ def _hashable(value: Any) -> Any:
     except TypeError:
         return repr(value)
     return value
+
+
+def spent_in(
+    rows: list[UsageRecord], since: float, profile: str | None, exclude_session: str | None
+) -> float:
+    """What :meth:`MemoryStore.spent_since` sums, over any rows."""
+    return math.fsum(
+        r.cost_usd
+        for r in rows
+        if r.time >= since
+        and r.cost_usd > 0  # NaN (unknown) compares False
+        and r.session != exclude_session
+        and (profile is None or r.profile == profile)
+    )
 
 
 def _empty_columns() -> list[Any]:

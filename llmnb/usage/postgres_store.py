@@ -192,6 +192,23 @@ class PostgresStore(QueuedStore):
 
     # -- team views -----------------------------------------------------------------------
 
+    def spent_since(
+        self, since: float, *, profile: str | None = None, exclude_session: str | None = None
+    ) -> float:
+        """USD of the table's rows with a known cost since ``since`` (UTC epoch seconds) —
+        every process's, rows still queued here excepted — of ``profile`` only if given,
+        leaving out ``exclude_session``'s. Raises UsageStoreError when it cannot be read."""
+        from sqlalchemy import exc as sa_exc
+
+        from llmnb.usage._spent import postgres_spent_since
+
+        if self._status in ("failed", "unavailable"):  # do not wait on a server known away
+            raise UsageStoreError(self._problem or f"{self._shown} is unavailable")
+        try:
+            return postgres_spent_since(self._connect(), since, profile, exclude_session)
+        except (sa_exc.SQLAlchemyError, Incompatible, OSError) as exc:
+            raise UsageStoreError(failure_message(self._shown, exc)) from None
+
     def team_dataframe(self, since: str | _dt.datetime | None = None) -> pd.DataFrame:
         """Every member's rows (the usage columns plus ``user``, ``host``, ``notebook``).
 

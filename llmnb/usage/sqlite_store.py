@@ -126,6 +126,16 @@ class SQLiteStore(QueuedStore):
     def __repr__(self) -> str:
         return f"<SQLiteStore {str(self._path)!r} status={self._status} rows={len(self._view)}>"
 
+    def spent_since(
+        self, since: float, *, profile: str | None = None, exclude_session: str | None = None
+    ) -> float:
+        """USD of the file's rows with a known cost since ``since`` (UTC epoch seconds) —
+        every kernel's, rows still queued here excepted — of ``profile`` only if given,
+        leaving out ``exclude_session``'s. Raises UsageStoreError for an unreadable file."""
+        from llmnb.usage._spent import sqlite_spent_since
+
+        return sqlite_spent_since(self._path, since, profile, exclude_session)
+
     # -- flushing ----------------------------------------------------------------------
 
     def close(self, timeout: float | None = 10.0) -> bool:
