@@ -376,12 +376,16 @@ class _Core:
                 latency_s=latency,
                 ttft_s=ttft,
                 status=status,
-                error=None if cancelled else str(exc),
+                error=None if cancelled else scrub(str(exc)),
                 **fields,
             )
         else:
             rec = self.tracker.record_unknown(
-                latency_s=latency, ttft_s=ttft, status=status, error=str(exc) or status, **fields
+                latency_s=latency,
+                ttft_s=ttft,
+                status=status,
+                error=scrub(str(exc)) or status,
+                **fields,
             )
         call.cost = rec.cost_usd
         for hook in self._chain.after_attempt:
