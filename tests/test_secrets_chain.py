@@ -421,3 +421,17 @@ def test_the_profile_still_sends_what_the_file_says(world: World) -> None:
     assert oa["x-client"] == "llmnb"
     assert alpha["x-portkey-api-key"] == world.keys.portkey
     assert alpha["authorization"] == f"Bearer {world.keys.dotenv}"
+
+
+def test_listing_profiles_names_an_unusable_key_and_lists_the_rest(world: World, ip: Any) -> None:
+    from llmnb.notebook import _picker_model
+
+    key, halves = _bad_key("\u200b")
+    env = world.root / ".env"
+    lines = [ln for ln in env.read_text().splitlines() if not ln.startswith("ALPHA_API_KEY")]
+    env.write_text("\n".join([*lines, f'ALPHA_API_KEY="{key}"']) + "\n")
+    shown = run(ip, "%llm list").text
+    assert "✗ ALPHA_API_KEY: unusable" in shown and "claude" in shown, shown
+    info = _picker_model.profile_info("alpha")
+    assert "ALPHA_API_KEY" in str(info.problem) and "U+200B" in str(info.problem)
+    assert not _holds(shown + repr(info), halves)
