@@ -279,6 +279,8 @@ class Secret:
         """Why this cannot be sent in an HTTP header (a control or non-ASCII character
         — a stray newline from ``.env``, a zero-width space from a web page), or None.
         Says which character and where, never the value."""
+        if self._value.isascii() and self._value.isprintable():
+            return None  # the common case, checked in C on every call
         for i, ch in enumerate(self._value):
             if not (" " <= ch <= "~"):
                 kind = "a non-ASCII" if ord(ch) > 0x7F else "a control"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -119,8 +120,22 @@ def resolve_headers(profile_name: str, profile: Mapping[str, Any]) -> dict[str, 
     :class:`~llmnb.types.Secret`, which registers it for scrubbing. A value no HTTP header
     can carry, or an unset variable, is a ConfigError naming the header.
     """
+    items = tuple((str(k), str(v)) for k, v in (profile.get("headers") or {}).items())
+    if not any("${" in v for _, v in items):  # nothing read from the environment
+        return dict(_literal_headers(profile_name, items))
+    return _headers(profile_name, items)
+
+
+@functools.lru_cache(maxsize=256)  # checked once per profile, not once per call
+def _literal_headers(
+    profile_name: str, items: tuple[tuple[str, str], ...]
+) -> dict[str, str | Secret]:
+    return _headers(profile_name, items)
+
+
+def _headers(profile_name: str, items: tuple[tuple[str, str], ...]) -> dict[str, str | Secret]:
     out: dict[str, str | Secret] = {}
-    for name, raw in (profile.get("headers") or {}).items():
+    for name, raw in items:
         refs = _VAR_REF.findall(str(raw))
         missing: list[str] = []
         value = _expand(raw, missing) if refs else Secret(str(raw))

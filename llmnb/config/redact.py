@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -51,7 +52,12 @@ def is_sensitive_key(key: object) -> bool:
     Matched per word so ``max_tokens`` stays visible; ``*_env`` keys name a variable, not a
     value, so they stay visible too.
     """
-    text = str(key).lower()
+    return _sensitive(str(key))
+
+
+@functools.lru_cache(maxsize=1024)  # header names are checked on every call
+def _sensitive(text: str) -> bool:
+    text = text.lower()
     parts = [p for p in re.split(r"[^a-z0-9]+", text) if p]
     if parts and parts[-1] == "env":
         return False
