@@ -18,11 +18,13 @@ from types import ModuleType
 from typing import Any
 
 from llmnb import errors
+from llmnb.types import Secret, scrub_secrets
 
 __all__ = [
     "SSEDecoder",
     "SSEEvent",
     "body_excerpt",
+    "detach",
     "http_library",
     "map_http_error",
     "parse_retry_after",
@@ -177,21 +179,45 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of a secret in ``text`` (servers sometimes echo keys)."""
-    for s in secrets:
-        if s and len(s) >= 6 and s in text:
-            text = text.replace(s, "[redacted]")
-    return text
+def scrub(text: str, secrets: Iterable[str | Secret] = ()) -> str:
+    """``text`` without any secret llmnb knows (every :class:`~llmnb.types.Secret` made
+    registers one) nor any of ``secrets``: servers and libraries quote keys back."""
+    return scrub_secrets(text, secrets)
 
 
-def body_excerpt(body: bytes | str, secrets: Iterable[str] = ()) -> str:
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def detach(exc: BaseException, secrets: Iterable[str | Secret] = ()) -> BaseException:
+    """Strip a caught library exception down to its type and scrubbed text, in place.
+
+    An llmnb error is raised ``from`` it, so it stays in the chain (``__cause__`` and
+    ``__context__``): there it must not hold what the library kept — httpx's ``request``
+    (headers and all: ``x-api-key``, ``x-goog-api-key``), a traceback whose frames hold
+    headers as locals, inner exceptions, or a JSON error's ``doc`` quoting a key.
+    """
+    secrets = tuple(secrets)
+    exc.args = tuple(scrub(str(a), secrets) if isinstance(a, (str, bytes)) else a for a in exc.args)
+    exc.args = tuple(a if isinstance(a, _PLAIN) else type(a).__name__ for a in exc.args)
+    for name, value in list(getattr(exc, "__dict__", {}).items()):
+        if isinstance(value, str):
+            setattr(exc, name, scrub(value, secrets))
+        elif not isinstance(value, _PLAIN):
+            setattr(exc, name, None)
+    exc.__traceback__ = None
+    exc.__cause__ = None
+    exc.__context__ = None
+    return exc
+
+
+def body_excerpt(body: bytes | str, secrets: Iterable[str | Secret] = ()) -> str:
     """A short, printable, secret-free excerpt of a response body."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
+    # Scrubbed before it is cut: a key cut in half is no longer found.
+    text = " ".join(scrub(text, secrets).split())
     if len(text) > _EXCERPT:
         text = text[:_EXCERPT] + "…"
-    return scrub(text, secrets)
+    return text
 
 
 def _error_fields(body: bytes | str) -> tuple[str | None, str | None, str | None, bool]:
@@ -232,7 +258,7 @@ def map_http_error(
     model: str | None = None,
     key_env: str | None = None,
     base_url: str | None = None,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str | Secret] = (),
 ) -> errors.APIError:
     """Turn a non-2xx answer into the matching typed error, with advice."""
     secrets = tuple(secrets)

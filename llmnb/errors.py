@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from llmnb._secrets import scrub_secrets
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -61,6 +63,28 @@ __all__ = [
 
 class LLMError(Exception):
     """Base of every llmnb error."""
+
+    def __init__(self, *args: object) -> None:
+        # Whoever wrote the message (a server's text, a library's): no known secret in it.
+        super().__init__(*(scrub_secrets(a) if isinstance(a, str) else a for a in args))
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: the traceback it would show (any ``%xmode``), without any known
+        secret — a Verbose one prints each frame's arguments and locals, and those may
+        hold what a server said (quoting a key) as it was received."""
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - only IPython calls this hook
+            shell = None
+        else:
+            shell = get_ipython()
+        if shell is None:
+            import traceback
+
+            lines = traceback.format_exception(type(self), self, self.__traceback__)
+        else:
+            lines = shell.InteractiveTB.structured_traceback(type(self), self, self.__traceback__)
+        return [scrub_secrets(line) for line in lines]
 
 
 class ConfigError(LLMError):
@@ -175,10 +199,11 @@ class APIError(LLMError):
         model: str | None = None,
         code: str | None = None,
     ) -> None:
+        message = scrub_secrets(message)
         super().__init__(message)
         self.message = message
         self.status = status
-        self.body = body
+        self.body = scrub_secrets(body) if body else body
         self.provider = provider
         self.profile = profile
         self.model = model

@@ -1,4 +1,5 @@
-"""Value types shared by every layer: messages, requests, completions, usage, chunks."""
+"""Value types shared by every layer: messages, requests, completions, usage, chunks,
+and :class:`Secret` (a key, shown masked, registered for scrubbing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from llmnb._secrets import Secret, known_secrets, scrub_secrets
 from llmnb.errors import InvalidRequestError
 
 __all__ = [
@@ -17,8 +19,11 @@ __all__ = [
     "MessagesLike",
     "Request",
     "Role",
+    "Secret",
     "Usage",
+    "known_secrets",
     "normalize_messages",
+    "scrub_secrets",
 ]
 
 

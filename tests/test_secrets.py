@@ -3,7 +3,9 @@ everywhere a key could leak to.
 
 Keys come from the environment (``OPENAI_API_KEY``, ``GEMINI_API_KEY``), ``.env``
 (``ALPHA_API_KEY``, ``ANTHROPIC_API_KEY``), a profile (``api_key:``) and a pool
-(``POOL_API_KEYS=k1,k2``). Each profile talks to its own ``FakeLLMServer``, and each
+(``POOL_API_KEYS=k1,k2``); gateway keys from a profile's ``headers:`` (``Helicone-Auth``
+written in the file, ``x-portkey-api-key: ${PORTKEY_API_KEY}`` read from ``.env``); and a
+password from a ``base_url``. Each profile talks to its own ``FakeLLMServer``, and each
 server echoes the key it received back in error bodies, as real providers do. Then a
 busy session — plain, streamed and async calls, retries, errors, cache hits, a key pool,
 a manager, logging at DEBUG (llmnb, httpx2/httpx, httpcore2/httpcore), widgets, the
@@ -60,6 +62,9 @@ class Keys:
     pool2: str = field(default_factory=lambda: _key("pool2"))
     anthropic: str = field(default_factory=lambda: _key("ant"))  # ANTHROPIC_API_KEY in .env
     gemini: str = field(default_factory=lambda: _key("gem"))  # GEMINI_API_KEY
+    gateway: str = field(default_factory=lambda: _key("helicone"))  # headers: Helicone-Auth
+    portkey: str = field(default_factory=lambda: _key("portkey"))  # ${PORTKEY_API_KEY} in .env
+    url_password: str = field(default_factory=lambda: _key("urlpw"))  # base_url user:pw@
 
     def all(self) -> list[str]:
         return list(vars(self).values())
@@ -119,12 +124,18 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         }
         s = servers
         providers = {
-            "oa": {"type": "openai", "model": "gpt-4o", "base_url": s["oa"].base_url},
+            "oa": {
+                "type": "openai",
+                "model": "gpt-4o",
+                "base_url": s["oa"].base_url,
+                "headers": {"Helicone-Auth": f"Bearer {keys.gateway}", "X-Client": "llmnb"},
+            },
             "alpha": {
                 "type": "openai_compatible",
                 "model": "a-1",
                 "base_url": s["alpha"].base_url,
                 "api_key_env": "ALPHA_API_KEY",
+                "headers": {"x-portkey-api-key": "${PORTKEY_API_KEY}"},
             },
             "inline": {
                 "type": "openai_compatible",
@@ -165,7 +176,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             providers["gone"] = {
                 "type": "openai",
                 "model": "gpt-4o",
-                "base_url": gone.base_url,
+                "base_url": gone.base_url.replace("://", f"://llmnb:{keys.url_password}@"),
                 "max_retries": 0,
             }
         settings = {
@@ -177,6 +188,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         (tmp_path / "config" / "settings.yaml").write_text(yaml.safe_dump(settings))
         (tmp_path / ".env").write_text(
             f"ALPHA_API_KEY={keys.dotenv}\nANTHROPIC_API_KEY={keys.anthropic}\n"
+            f"PORTKEY_API_KEY={keys.portkey}\n"
         )
         monkeypatch.setenv("OPENAI_API_KEY", keys.env)
         monkeypatch.setenv("GEMINI_API_KEY", keys.gemini)
@@ -222,6 +234,12 @@ def _own_keys(world: World, name: str) -> list[str]:
         "claude": [k.anthropic],
         "gem": [k.gemini],
     }[name]
+
+
+def _sent_secrets(world: World, name: str) -> list[str]:
+    """Everything secret the profile sends: its keys and its gateway headers."""
+    extra = {"oa": [world.keys.gateway], "alpha": [world.keys.portkey]}.get(name, [])
+    return _own_keys(world, name) + extra
 
 
 def _echo_key(world: World, name: str, key: str | None = None) -> Fault:
@@ -419,7 +437,7 @@ def test_each_server_only_ever_sees_its_own_key(world: World) -> None:
         "".join(client.stream("hello"))
         client.close()
     for name, srv in world.servers.items():
-        own = _own_keys(world, name)
+        own = _sent_secrets(world, name)
         seen = "\n".join(
             f"{r.method} {r.path}?{r.query}\n{json.dumps(r.headers)}\n{r.body!r}"
             for r in srv.requests

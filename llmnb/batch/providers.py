@@ -14,8 +14,9 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from llmnb import errors
-from llmnb._http import http_library
+from llmnb import config, errors
+from llmnb._http import detach, http_library
+from llmnb.providers.base import wire_headers
 from llmnb.types import Request, normalize_messages
 
 if TYPE_CHECKING:
@@ -34,11 +35,12 @@ class BatchAPI(ABC):
         self.provider = provider
         call = provider.build(first)  # auth and version headers, as a direct call sends
         self.secrets = call.secrets
-        self.headers = {
-            "user-agent": _user_agent(),
-            **{str(k): str(v) for k, v in (provider.profile.get("headers") or {}).items()},
-            **call.headers,
-        }
+        # Revealed here, as a direct call does at the last moment: httpx needs the values.
+        self.headers = wire_headers(
+            {"user-agent": _user_agent()},
+            config.resolve_headers(provider.profile_name, provider.profile),
+            call.headers,
+        )
 
     def http(self) -> httpx.AsyncClient:
         lib = http_library(self.provider.async_transport)
@@ -53,6 +55,7 @@ class BatchAPI(ABC):
         try:
             r = await http.request(method, url, **kw)
         except lib.HTTPError as exc:
+            detach(exc, self.secrets)  # raised from: no request (headers) in the chain
             raise errors.NetworkError(
                 f"batch API request {method} {url} failed ({type(exc).__name__}: {exc})",
                 provider=self.provider.type_name,

@@ -37,7 +37,7 @@ from llmnb.providers.base import HTTPProvider, Provider
 from llmnb.providers.mock import estimate_tokens
 from llmnb.replay import session as _replay
 from llmnb.replay.wire import ReplayedUsage, ReplayWire, record_attempt
-from llmnb.types import Chunk, Completion, MessagesLike, Request, Usage, normalize_messages
+from llmnb.types import Chunk, Completion, MessagesLike, Request, Secret, Usage, normalize_messages
 from llmnb.usage import UsageTracker, get_tracker
 
 if TYPE_CHECKING:
@@ -418,7 +418,7 @@ class _Core:
                 latency_s=latency,
                 ttft_s=ttft,
                 status=status,
-                error=None if cancelled else str(exc),
+                error=None if cancelled else scrub(str(exc)),
                 **fields,
             )
         elif isinstance(exc, errors.ReplayMissError):
@@ -433,7 +433,11 @@ class _Core:
             )
         else:
             rec = self.tracker.record_unknown(
-                latency_s=latency, ttft_s=ttft, status=status, error=str(exc) or status, **fields
+                latency_s=latency,
+                ttft_s=ttft,
+                status=status,
+                error=scrub(str(exc)) or status,
+                **fields,
             )
         if _replay.in_force(self._replay) is not None:
             shown = state.parts if state is not None and state.started else None
@@ -463,6 +467,7 @@ class _Core:
         if not isinstance(exc, Exception) or isinstance(exc, errors.LLMError):
             return exc
         request = call.request
+        secrets: tuple[str | Secret, ...]
         if isinstance(self.provider, HTTPProvider):
             secrets = self.provider.secrets_for(request)
         else:

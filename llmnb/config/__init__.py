@@ -49,7 +49,7 @@ from pydantic import SecretStr
 from llmnb.config import state as _state
 from llmnb.config.files import SETTINGS_VAR as SETTINGS_VAR
 from llmnb.config.files import find_settings_path, get_env, load_settings
-from llmnb.config.keys import require_api_key, resolve_api_keys
+from llmnb.config.keys import require_api_key, resolve_api_keys, resolve_headers, resolve_secrets
 from llmnb.config.models import (
     AUTO,
     AgentConfig,
@@ -89,6 +89,8 @@ __all__ = [
     "redact",
     "require_api_key",
     "resolve_api_keys",
+    "resolve_headers",
+    "resolve_secrets",
     "save_default_provider",
     "set_session_params",
     "set_session_provider",
@@ -136,7 +138,7 @@ def _agent_var(agent: str, suffix: str) -> str:
 def _lookup(settings: Settings, name: str, origin: str | None = None) -> Profile:
     cfg = settings.llm.providers.get(name)
     if cfg is not None:
-        data = cfg.model_dump(exclude_unset=True, exclude_none=True)
+        data = cfg.model_dump(exclude_unset=True, exclude_none=True, context={"secrets": "reveal"})
         return Profile({"name": name, **_unwrap_secrets(data)})
     names = settings.profile_names()
     near = suggest(name, names)

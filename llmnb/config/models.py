@@ -14,13 +14,22 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Tag,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from llmnb.config.redact import _redact_value, is_sensitive_key, redact_mapping
+from llmnb.config.redact import (
+    _redact_value,
+    is_sensitive_key,
+    redact_mapping,
+    redact_url,
+    register_secrets_in,
+)
 
 __all__ = [
     "AUTO",
@@ -96,8 +105,47 @@ class _Section(BaseModel):
                 yield name, _redact_value(value)
             elif isinstance(value, (Mapping, list, tuple)):
                 yield name, redact_mapping(value)
+            elif isinstance(value, str):
+                yield name, redact_url(value)
             else:
                 yield name, value
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Any:
+        # Keys, sensitive headers and URL passwords are known from the moment the file
+        # is read, so whatever quotes them later (a server, a library) gets scrubbed.
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, BaseModel):
+                register_secrets_in(value, is_sensitive_key(name))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _hide_secrets(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # model_dump()/model_dump_json() hide headers' secrets and URL passwords as the
+        # repr does (SecretStr fields hide themselves); the profile resolution passes
+        # context={"secrets": "reveal"} to get the values it sends.
+        data = handler(self)
+        context = info.context
+        if not isinstance(data, dict) or (
+            isinstance(context, Mapping) and context.get("secrets") == "reveal"
+        ):
+            return data
+        fields = type(self).model_fields
+        for name, value in data.items():
+            own = getattr(self, name, None)
+            if name not in fields or isinstance(own, BaseModel):
+                continue  # nested sections hide their own
+            if isinstance(value, (Mapping, list, tuple)) and not _holds_models(own):
+                data[name] = redact_mapping(value)
+            elif isinstance(value, str):
+                data[name] = redact_url(value)
+        return data
+
+
+def _holds_models(value: Any) -> bool:
+    items = value.values() if isinstance(value, Mapping) else value
+    return isinstance(items, Iterable) and any(isinstance(v, BaseModel) for v in items)
 
 
 class Pricing(_Section):

@@ -20,6 +20,7 @@ from llmnb import errors
 from llmnb.middleware.base import SYSTEM_CLOCK, Clock, Middleware, shared
 from llmnb.middleware.budget import BudgetMiddleware
 from llmnb.middleware.cache import Cache, CacheMiddleware, MemoryCache
+from llmnb.types import Secret
 
 if TYPE_CHECKING:
     from llmnb.middleware.keypool import KeyPool
@@ -85,8 +86,8 @@ def key_pool_for(
     profile: Mapping[str, Any] = provider.profile
     env_var = provider.key_env_var
 
-    def keys() -> list[str]:
-        return config.resolve_api_keys(profile_name, profile, env_var)
+    def keys() -> list[Secret]:
+        return config.resolve_secrets(profile_name, profile, env_var)
 
     settings = {f: profile.get(f) for f in _POOL_FIELDS}
     if len(keys()) < 2 and all(v is None for v in settings.values()):

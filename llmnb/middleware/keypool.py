@@ -11,8 +11,9 @@ nothing: that call was raised at once, and later ones ask the server again. Afte
 When no key frees up within ``acquire_timeout`` seconds the caller gets
 :class:`~llmnb.errors.PoolExhaustedError`.
 
-Keys are identified by fingerprint (``k-1a2b3c4d``) in status, rows and messages; the
-pool reads the key list on every attempt, so ``%env`` and ``.env`` edits apply.
+Keys are identified by fingerprint (``k-1a2b3c4d``) in status, rows and messages, and
+held as :class:`~llmnb.types.Secret` (``vars(pool)`` and tracebacks show them masked);
+the pool reads the key list on every attempt, so ``%env`` and ``.env`` edits apply.
 
 Example::
 
@@ -31,7 +32,7 @@ from llmnb import errors
 from llmnb.middleware.base import SYSTEM_CLOCK, Call, Clock, Middleware
 from llmnb.middleware.retry import server_wait
 from llmnb.providers.base import key_fingerprint
-from llmnb.types import Completion
+from llmnb.types import Completion, Secret
 
 __all__ = ["KeyPool"]
 
@@ -85,7 +86,7 @@ class KeyPool(Middleware):
 
     def __init__(
         self,
-        keys: Sequence[str] | Callable[[], Sequence[str]],
+        keys: Sequence[str | Secret] | Callable[[], Sequence[str | Secret]],
         *,
         profile: str | None = None,
         max_connections_per_key: int | None = None,
@@ -98,10 +99,11 @@ class KeyPool(Middleware):
             raise errors.InvalidOptionError(
                 f"max_connections_per_key must be >= 1, got {max_connections_per_key}"
             )
+        self._source: Callable[[], Sequence[str | Secret]]
         if callable(keys):
-            self._source: Callable[[], Sequence[str]] = keys
+            self._source = keys
         else:
-            fixed = tuple(keys)
+            fixed = tuple(Secret(k) for k in keys)
             self._source = lambda: fixed
         self.profile = profile
         self.max_connections = max_connections_per_key
@@ -109,19 +111,22 @@ class KeyPool(Middleware):
         self.acquire_timeout = acquire_timeout
         self.clock = clock or SYSTEM_CLOCK
         self.poll = float(poll)
-        self._fps: dict[str, str] = {}
+        self._fps: dict[Secret, str] = {}
         self._health: dict[str, _Health] = {}
         self._next = 0
         self._lock = threading.Lock()
         self.waiting = 0
 
-    def set_source(self, keys: Callable[[], Sequence[str]]) -> None:
+    def set_source(self, keys: Callable[[], Sequence[str | Secret]]) -> None:
         """Read the key list from ``keys()`` from now on."""
         self._source = keys
 
+    def _keys(self) -> list[Secret]:
+        return [Secret(k) for k in self._source()]
+
     # --- the hooks ----------------------------------------------------------------
     def before_attempt(self, call: Call) -> float:
-        keys = list(self._source())
+        keys = self._keys()
         if not keys:
             return 0.0  # the provider raises MissingAPIKeyError, naming the variable
         now = self.clock.now()
@@ -139,7 +144,7 @@ class KeyPool(Middleware):
                     lease.waiting = False
                     self.waiting -= 1
                 tried.add(fp)
-                call.request = dataclasses.replace(call.request, api_key=key)
+                call.request = dataclasses.replace(call.request, api_key=key.reveal())
                 call.key_id = fp
                 return 0.0
             waited = now - lease.start
@@ -187,11 +192,11 @@ class KeyPool(Middleware):
                 health.cooling_until = max(health.cooling_until, now + pause)
             if _key_specific(error):
                 tried = call.data.get((self, "tried"), set())
-                keys = list(self._source())
+                keys = self._keys()
                 call.switch_key = self._pick(keys, now, tried, dry_run=True) is not None
 
     # --- decisions ----------------------------------------------------------------
-    def _fp(self, key: str) -> str:
+    def _fp(self, key: Secret) -> str:
         fp = self._fps.get(key)
         if fp is None:
             fp = self._fps[key] = key_fingerprint(key) or "k-none"
@@ -205,12 +210,12 @@ class KeyPool(Middleware):
         return self.max_connections is None or health.in_flight < self.max_connections
 
     def _pick(
-        self, keys: list[str], now: float, tried: set[str], dry_run: bool = False
-    ) -> tuple[str, str] | None:
+        self, keys: list[Secret], now: float, tried: set[str], dry_run: bool = False
+    ) -> tuple[Secret, str] | None:
         """The next free key in round-robin order, preferring keys this call has not
         tried yet; None when every key is busy or cooling down."""
         n = len(keys)
-        fallback: tuple[int, str, str] | None = None
+        fallback: tuple[int, Secret, str] | None = None
         for i in range(n):
             idx = (self._next + i) % n
             key = keys[idx]
@@ -229,7 +234,7 @@ class KeyPool(Middleware):
         self._next = fallback[0] + 1
         return fallback[1], fallback[2]
 
-    def _soonest(self, keys: list[str], now: float) -> float:
+    def _soonest(self, keys: list[Secret], now: float) -> float:
         """How long until a key may be free: a cooldown's end, or a poll for a busy key."""
         wait = float("inf")
         for key in keys:
@@ -260,7 +265,7 @@ class KeyPool(Middleware):
     # --- reporting ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Connections, waiting callers and the health of each key (by fingerprint)."""
-        keys = list(self._source())
+        keys = self._keys()
         now = self.clock.now()
         with self._lock:
             rows: list[dict[str, Any]] = []
@@ -293,6 +298,6 @@ class KeyPool(Middleware):
 
     def __repr__(self) -> str:
         return (
-            f"KeyPool({len(list(self._source()))} keys, "
+            f"KeyPool({len(self._source())} keys, "
             f"max_connections_per_key={self.max_connections}, cooldown={self.cooldown:g})"
         )

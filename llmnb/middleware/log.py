@@ -19,7 +19,7 @@ import math
 
 from llmnb._http import scrub
 from llmnb.middleware.base import Call, Middleware
-from llmnb.types import Completion
+from llmnb.types import Completion, Secret
 
 __all__ = ["LoggingMiddleware"]
 
@@ -42,7 +42,7 @@ class LoggingMiddleware(Middleware):
         self.include_content = include_content
         self.content_chars = content_chars
 
-    def _secrets(self, call: Call) -> tuple[str, ...]:
+    def _secrets(self, call: Call) -> tuple[str | Secret, ...]:
         key = call.request.api_key
         return (key,) if key else ()
 

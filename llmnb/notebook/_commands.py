@@ -90,7 +90,17 @@ def cmd_use(magics: LLMMagics, rest: str) -> None:
 
 
 def _key_status(name: str, profile: dict[str, Any]) -> str:
-    """✓ a key is set, ✗ VAR: one is needed and missing, — none needed, ? cannot tell."""
+    """✓ a key is set, ✗ VAR: one is needed and missing (or unusable), — none needed,
+    ? cannot tell."""
+    from llmnb.errors import ConfigError
+
+    try:
+        return _find_key_status(name, profile)
+    except ConfigError as exc:  # a key with a control character: the message names it
+        return f"✗ {str(exc).split(' has ', 1)[0].removeprefix('The API key in ')}: unusable"
+
+
+def _find_key_status(name: str, profile: dict[str, Any]) -> str:
     from llmnb import config
     from llmnb.client import registry as _registry
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from llmnb import config
 from llmnb.errors import ConfigError, LLMError
+from llmnb.types import Secret
 
 __all__ = [
     "KNOWN_MODELS",
@@ -141,7 +142,10 @@ def profile_info(name: str) -> ProfileInfo:
     except LLMError as exc:
         return ProfileInfo(name, type_name, model, "unknown", models=models, problem=_one_line(exc))
     key_var = profile.get("api_key_env") or getattr(cls, "key_env_var", None)
-    keys = config.resolve_api_keys(name, profile, getattr(cls, "key_env_var", None))
+    try:
+        keys = config.resolve_api_keys(name, profile, getattr(cls, "key_env_var", None))
+    except ConfigError as exc:  # a key no header can carry: say which, list the rest
+        return ProfileInfo(name, type_name, model, "unknown", models=models, problem=_one_line(exc))
     explicit = any(profile.get(k) for k in ("api_key", "api_keys", "api_key_env"))
     if keys:
         key = "set"
@@ -251,7 +255,8 @@ def fetch_models(name: str, timeout: float = 15.0) -> list[str]:
     Raises an :class:`~llmnb.errors.LLMError` (ConfigError when the provider has no such
     endpoint, the mapped HTTP error otherwise) whose message names the profile.
     """
-    from llmnb._http import http_library, map_http_error
+    from llmnb._http import detach, http_library, map_http_error
+    from llmnb.providers.base import wire_headers
     from llmnb.types import Request
 
     httpx = http_library()
@@ -274,10 +279,11 @@ def fetch_models(name: str, timeout: float = 15.0) -> list[str]:
     if not base:
         raise ConfigError(f"profile {name!r} needs a `base_url` to fetch its models.")
     key = provider.key_for(Request(messages=(), model=model))
-    url, headers = _listing_request(protocol, base, key, profile)
+    url, headers = _listing_request(protocol, base, key, name, profile)
     try:
-        r = httpx.get(url, headers=headers, timeout=timeout, follow_redirects=False)
+        r = httpx.get(url, headers=wire_headers(headers), timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
+        detach(exc)  # still the error's __context__: without its request (headers)
         raise _network_error(name, url, exc) from None
     if r.status_code >= 400:
         raise map_http_error(
@@ -327,9 +333,9 @@ def _protocol(cls: Any) -> str | None:
 
 
 def _listing_request(
-    protocol: str, base: str, key: str | None, profile: Mapping[str, Any]
-) -> tuple[str, dict[str, str]]:
-    headers = {str(k): str(v) for k, v in (profile.get("headers") or {}).items()}
+    protocol: str, base: str, key: Secret | None, name: str, profile: Mapping[str, Any]
+) -> tuple[str, dict[str, str | Secret]]:
+    headers = config.resolve_headers(name, profile)
     if protocol == "anthropic":
         url = base + ("/models" if base.endswith("/v1") else "/v1/models")
         headers["anthropic-version"] = str(profile.get("anthropic_version") or "2023-06-01")
@@ -342,7 +348,7 @@ def _listing_request(
     else:
         url = base + "/models"
         if key:
-            headers["authorization"] = f"Bearer {key}"
+            headers["authorization"] = Secret(f"Bearer {key.reveal()}")
     return url, headers
 
 

@@ -58,7 +58,7 @@ def _no_var_expand(func: F) -> F:
 def _one_line(exc: LLMError) -> None:
     """Make IPython show ``exc`` as one red line (it calls ``_render_traceback_``)."""
     text = f"{_RED}{type(exc).__name__}{_RESET}: {exc}"
-    exc._render_traceback_ = lambda: [text]  # type: ignore[attr-defined]
+    exc._render_traceback_ = lambda: [text]  # type: ignore[method-assign]
 
 
 @magics_class

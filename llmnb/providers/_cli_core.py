@@ -164,7 +164,7 @@ class CLICore(Provider):
         """The error for output the parser cannot read (a changed CLI version?)."""
         return errors.ResponseFormatError(
             f"could not read the CLI's JSON output ({type(exc).__name__}: {exc}): "
-            f"{stdout.strip()[:200]!r}. Is the installed version current?",
+            f"{scrub(stdout.strip())[:200]!r}. Is the installed version current?",
             **self._kw(),
         )
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from llmnb import errors
 from llmnb._http import SSEEvent, scrub
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Role, Usage
+from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
 
 __all__ = ["AnthropicProvider", "merge_usage"]
 
@@ -163,10 +163,10 @@ class AnthropicProvider(HTTPProvider):
 
     def build(self, request: Request) -> HTTPCall:
         key = self.key_for(request)
-        headers = {
+        headers: dict[str, str | Secret] = {
             "anthropic-version": str(self.profile.get("anthropic_version") or DEFAULT_VERSION)
         }
-        secrets: tuple[str, ...] = ()
+        secrets: tuple[Secret, ...] = ()
         if key:
             headers["x-api-key"] = key
             secrets = (key,)

@@ -24,12 +24,13 @@ from llmnb._http import (
     SSEDecoder,
     SSEEvent,
     body_excerpt,
+    detach,
     http_library,
     map_http_error,
     scrub,
 )
 from llmnb.providers import _deadline
-from llmnb.types import Chunk, Completion, Request
+from llmnb.types import Chunk, Completion, Request, Secret
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -62,11 +63,21 @@ def _ends(timeout: httpx.Timeout) -> float:
     return time.monotonic() + (timeout.read or DEFAULT_TIMEOUT)
 
 
-def key_fingerprint(key: str | None) -> str | None:
+def key_fingerprint(key: str | Secret | None) -> str | None:
     """A short, irreversible id for a key, for status and usage rows."""
     if not key:
         return None
-    return "k-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    value = key.reveal() if isinstance(key, Secret) else key
+    return "k-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def wire_headers(*layers: Mapping[str, str | Secret]) -> dict[str, str]:
+    """Header layers merged (later ones win), secrets revealed: what goes on the wire."""
+    out: dict[str, str] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            out[name] = value.reveal() if isinstance(value, Secret) else value
+    return out
 
 
 class Provider:
@@ -131,9 +142,18 @@ class HTTPCall:
 
     url: str
     json: Any
-    headers: dict[str, str] = field(default_factory=dict)
+    # Auth headers hold a Secret, revealed only by wire_headers() as the request leaves.
+    headers: dict[str, str | Secret] = field(default_factory=dict)
     method: str = "POST"
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str | Secret, ...] = ()
+
+    def __repr__(self) -> str:
+        # Shown as a local in verbose tracebacks: the URL may hold a password, the
+        # body a key the user pasted into a prompt.
+        return scrub(
+            f"HTTPCall(method={self.method!r}, url={self.url!r}, headers={self.headers!r}, "
+            f"json={self.json!r})"
+        )
 
 
 class HTTPProvider(Provider):
@@ -166,21 +186,33 @@ class HTTPProvider(Provider):
         raise NotImplementedError(f"{type(self).__name__} must implement parse_event()")
 
     # --- shared core --------------------------------------------------------------
-    def key_for(self, request: Request) -> str | None:
+    def key_for(self, request: Request) -> Secret | None:
         """The key for this attempt: the pool's choice, else the profile's, read now.
 
         Read at call time so that ``%env`` and ``.env`` edits apply to live clients.
+        A :class:`~llmnb.types.Secret`; ConfigError when no HTTP header can carry it.
         """
         if request.api_key:
-            return request.api_key
+            return self._sendable(Secret(request.api_key))
         from llmnb import config
 
-        keys = config.resolve_api_keys(self.profile_name, self.profile, self.key_env_var)
+        keys = config.resolve_secrets(self.profile_name, self.profile, self.key_env_var)
         if keys:
             return keys[0]
         if not (self.needs_key or self.profile.get("api_key_env")):
             return None
-        return config.require_api_key(self.profile_name, self.profile, self.key_env_var)
+        return Secret(config.require_api_key(self.profile_name, self.profile, self.key_env_var))
+
+    def _sendable(self, key: Secret) -> Secret:
+        """A key handed over by a key pool, checked as settings keys are when loaded."""
+        problem = key.problem()
+        if problem is not None:
+            raise errors.ConfigError(
+                f"A key of the key pool of profile {self.profile_name!r} "
+                f"({key_fingerprint(key)}) has {problem}: a key is printable ASCII, so it "
+                "cannot be sent. Fix that key where the pool reads it from."
+            )
+        return key
 
     @property
     def base_url(self) -> str | None:
@@ -195,13 +227,12 @@ class HTTPProvider(Provider):
         return found
 
     def _headers(self, call: HTTPCall) -> dict[str, str]:
-        extra = self.profile.get("headers")
-        if not extra:  # the common case: no per-profile headers to merge
-            return {**_BASE_HEADERS, **call.headers}
-        headers = dict(_BASE_HEADERS)
-        headers.update({str(k): str(v) for k, v in extra.items()})
-        headers.update(call.headers)
-        return headers
+        if not self.profile.get("headers"):  # the common case: no per-profile headers
+            return wire_headers(_BASE_HEADERS, call.headers)
+        from llmnb import config
+
+        extra = config.resolve_headers(self.profile_name, self.profile)
+        return wire_headers(_BASE_HEADERS, extra, call.headers)
 
     def _error(
         self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
@@ -234,6 +265,7 @@ class HTTPProvider(Provider):
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
+            detach(exc, call.secrets)
             excerpt = body_excerpt(body, call.secrets)
             kind = "an HTML page" if excerpt.lstrip().startswith("<") else "a body that is not JSON"
             raise errors.ResponseFormatError(
@@ -254,17 +286,18 @@ class HTTPProvider(Provider):
         except errors.LLMError:
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            detach(exc, call.secrets)
             raise errors.ResponseFormatError(
                 f"the answer does not have the expected shape ({type(exc).__name__}: {exc}); "
                 "the server may not speak this provider's protocol.",
                 status=status,
-                body=body_excerpt(json.dumps(data)[:1000], call.secrets),
+                body=body_excerpt(json.dumps(data), call.secrets),
                 provider=self.type_name,
                 profile=self.profile_name,
                 model=self.model,
             ) from exc
 
-    def secrets_for(self, request: Request) -> tuple[str, ...]:
+    def secrets_for(self, request: Request) -> tuple[Secret, ...]:
         """The key this request is sent with: what to scrub from anything shown.
 
         For parsers, which see an answer after the call was built (servers quote keys
@@ -285,6 +318,7 @@ class HTTPProvider(Provider):
         try:
             return json.loads(event.data)
         except ValueError as exc:
+            detach(exc)
             excerpt = body_excerpt(event.data, self.secrets_for(request))
             raise errors.ResponseFormatError(
                 f"a stream event could not be read ({type(exc).__name__}: {exc}): "
@@ -301,6 +335,7 @@ class HTTPProvider(Provider):
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             secrets = self.secrets_for(request)
+            detach(exc, secrets)
             raise errors.ResponseFormatError(
                 scrub(f"a stream event could not be read ({type(exc).__name__}: {exc}): ", secrets)
                 + f"{body_excerpt(event.data, secrets)[:120]!r}",
@@ -317,19 +352,23 @@ class HTTPProvider(Provider):
             "profile": self.profile_name,
             "model": self.model,
         }
+        # The error is raised from ``exc``: strip it of the request (headers and all),
+        # its traceback and inner exceptions, and scrub its text.
+        detach(exc)
+        where = scrub(str(self.base_url))
         if isinstance(exc, httpx.TimeoutException):
             return errors.LLMTimeoutError(
-                f"no answer within {timeout.read}s from {self.base_url}; raise `timeout` "
+                f"no answer within {timeout.read}s from {where}; raise `timeout` "
                 "in the profile or the call if the model is slow.",
                 **kw,
             )
         if isinstance(exc, httpx.ConnectError):
             return errors.NetworkError(
-                f"cannot connect to {self.base_url} ({exc}); check base_url and the network.",
+                f"cannot connect to {where} ({exc}); check base_url and the network.",
                 **kw,
             )
         return errors.NetworkError(
-            f"the connection to {self.base_url} failed ({type(exc).__name__}: {exc}).", **kw
+            f"the connection to {where} failed ({type(exc).__name__}: {exc}).", **kw
         )
 
     # --- sync I/O -----------------------------------------------------------------
@@ -360,8 +399,8 @@ class HTTPProvider(Provider):
                 body = r.content
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
-        if r.status_code >= 400:
-            raise self._error(r.status_code, r.headers, body, call)
+        if r.status_code >= 400:  # r.content, not body: a verbose traceback shows `body`
+            raise self._error(r.status_code, r.headers, r.content, call)
         completion = self._parse_checked(
             self._decode_json(r.status_code, body, call), request, r.status_code, call
         )
@@ -441,8 +480,8 @@ class HTTPProvider(Provider):
                 body = r.content
         except lib.HTTPError as exc:
             raise self._transport_error(exc, timeout, lib) from exc
-        if r.status_code >= 400:
-            raise self._error(r.status_code, r.headers, body, call)
+        if r.status_code >= 400:  # r.content, not body: a verbose traceback shows `body`
+            raise self._error(r.status_code, r.headers, r.content, call)
         completion = self._parse_checked(
             self._decode_json(r.status_code, body, call), request, r.status_code, call
         )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llmnb import errors
+from llmnb.types import Secret
 
 __all__ = [
     "AsyncRun",
@@ -103,6 +104,8 @@ def child_env(extra: Mapping[str, Any], where: str) -> tuple[dict[str, str], tup
     secrets += [v for k, v in env.items() if is_secret_name(k)]
     # Longest first, so a key is replaced whole before any shorter secret inside it.
     found = {s.strip() for s in secrets if len(s.strip()) >= 8}
+    for value in found:
+        Secret(value)  # registered: scrubbed from every llmnb message, not just this run's
     return env, tuple(sorted(found, key=len, reverse=True))
 
 

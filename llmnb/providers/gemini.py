@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from llmnb import errors
 from llmnb._http import SSEEvent, parse_retry_after, scrub
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Role, Usage
+from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
 
 __all__ = ["GeminiProvider"]
 
@@ -135,18 +135,18 @@ class GeminiProvider(HTTPProvider):
     default_base_url: ClassVar[str | None] = "https://generativelanguage.googleapis.com/v1beta"
     structured_mode: ClassVar[str] = "json_schema"
 
-    def key_for(self, request: Request) -> str | None:
+    def key_for(self, request: Request) -> Secret | None:
         """``GEMINI_API_KEY``, else ``GOOGLE_API_KEY`` (the other name Google's tools use)."""
         if request.api_key or self.profile.get("api_key_env"):
             return super().key_for(request)
         from llmnb import config
 
         for var in (self.key_env_var, ALT_KEY_ENV):
-            keys = config.resolve_api_keys(self.profile_name, self.profile, var)
+            keys = config.resolve_secrets(self.profile_name, self.profile, var)
             if keys:
                 return keys[0]
         try:
-            return config.require_api_key(self.profile_name, self.profile, self.key_env_var)
+            return Secret(config.require_api_key(self.profile_name, self.profile, self.key_env_var))
         except errors.MissingAPIKeyError as exc:
             raise errors.MissingAPIKeyError(
                 f"{exc} ({ALT_KEY_ENV} is read too when GEMINI_API_KEY is not set.)"
@@ -195,8 +195,8 @@ class GeminiProvider(HTTPProvider):
         model = urllib.parse.quote(request.model.removeprefix("models/"), safe="-._~")
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         key = self.key_for(request)
-        headers: dict[str, str] = {}
-        secrets: tuple[str, ...] = ()
+        headers: dict[str, str | Secret] = {}
+        secrets: tuple[Secret, ...] = ()
         if key:
             headers["x-goog-api-key"] = key
             secrets = (key,)

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from llmnb import errors
-from llmnb._http import SSEEvent
+from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Usage
+from llmnb.types import Chunk, Completion, Request, Secret, Usage
 
 __all__ = [
     "PRESETS",
@@ -103,10 +103,10 @@ class OpenAICompatibleProvider(HTTPProvider):
     def build(self, request: Request) -> HTTPCall:
         url = self._require_base_url() + "/chat/completions"
         key = self.key_for(request)
-        headers: dict[str, str] = {}
-        secrets: tuple[str, ...] = ()
+        headers: dict[str, str | Secret] = {}
+        secrets: tuple[Secret, ...] = ()
         if key:
-            headers["authorization"] = f"Bearer {key}"
+            headers["authorization"] = Secret(f"Bearer {key.reveal()}")
             secrets = (key,)
         org = self.profile.get("organization")
         if org:
@@ -123,7 +123,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         if not isinstance(choices, list) or not choices:
             raise errors.ResponseFormatError(
                 "the answer has no `choices`; the model returned nothing usable.",
-                body=json.dumps(data)[:300],
+                body=body_excerpt(json.dumps(data)),
                 provider=self.type_name,
                 profile=self.profile_name,
                 model=self.model,
