@@ -96,6 +96,9 @@ class Usage:
     counts (as the OpenAI wire format reports them), not additions. ``estimated`` is
     true when the counts were guessed from text length instead of reported.
     ``cost_usd`` is set only when the provider itself reported a cost.
+    ``cache_write_tokens`` (prompt tokens written to the provider's cache, billed at the
+    cache-write rate) are part of ``prompt_tokens`` too; ``cache_write_1h_tokens`` is the
+    part of them written with a one-hour lifetime (Anthropic bills those higher).
     """
 
     prompt_tokens: int = 0
@@ -104,6 +107,8 @@ class Usage:
     reasoning_tokens: int = 0
     estimated: bool = False
     cost_usd: float | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -122,6 +127,8 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.estimated or other.estimated,
             cost,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 

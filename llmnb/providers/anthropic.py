@@ -10,9 +10,10 @@
 
 Usage: ``prompt_tokens`` is everything the model read — ``input_tokens`` plus
 ``cache_creation_input_tokens`` plus ``cache_read_input_tokens`` (Anthropic reports them
-apart, OpenAI-style counts include them); ``cached_tokens`` is ``cache_read_input_tokens``.
-Cache writes are counted at the input price (Anthropic bills them at 1.25×), so a price
-worked out from a table slightly underestimates calls that write the cache.
+apart, OpenAI-style counts include them); ``cached_tokens`` is ``cache_read_input_tokens``
+and ``cache_write_tokens`` is ``cache_creation_input_tokens``, with its one-hour part
+(``cache_creation.ephemeral_1h_input_tokens``) in ``cache_write_1h_tokens``: each kind is
+priced at its own rate.
 
 Structured outputs use a forced tool: ``tools=[{name, input_schema}]`` with
 ``tool_choice={"type": "tool", "name": ...}``; the tool's ``input`` comes back as JSON
@@ -66,10 +67,14 @@ def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
         return None
     written = int(raw.get("cache_creation_input_tokens") or 0)
     read = int(raw.get("cache_read_input_tokens") or 0)
+    split = raw.get("cache_creation") or {}
+    hour = int(split.get("ephemeral_1h_input_tokens") or 0) if isinstance(split, Mapping) else 0
     return Usage(
         prompt_tokens=int(raw.get("input_tokens") or 0) + written + read,
         completion_tokens=int(raw.get("output_tokens") or 0),
         cached_tokens=read,
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(hour, written),
     )
 
 

@@ -45,6 +45,8 @@ def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
         cached_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
+        # OpenRouter (and gateways in front of Anthropic) report cache writes here.
+        cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0),
     )
 
 

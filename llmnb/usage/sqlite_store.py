@@ -215,7 +215,7 @@ class SQLiteStore(QueuedStore):
                 # work here keeps the writer from competing with the recording thread.
                 rows.append(item)
             else:
-                rows.append((*item[:TAGS], tags_json(item[TAGS])))
+                rows.append((*item[:TAGS], tags_json(item[TAGS]), *item[TAGS + 1 :]))
 
     def _write(self, rows: list[tuple[Any, ...]]) -> bool:
         try:
