@@ -145,3 +145,27 @@ def test_a_free_model_costs_zero_from_the_price_table(
     )
     assert (got.cost_usd, got.cost_source) == (0.0, "price_table")
     assert tracker.records[-1].cost_usd == 0.0
+
+
+# -- 3. content as a list of parts ----------------------------------------------------------
+
+
+def test_mistral_thinking_parts_become_reasoning_and_text_parts_the_content(
+    replay: Callable[..., Any], tracker: UsageTracker
+) -> None:
+    got = replay(rec("mistral/test_reasoning_wire_contract_mistral-small-thinking-high___0"))
+    assert got.content == "4"
+    assert got.reasoning.startswith("The user is asking for the result of 2+2.")
+    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (28, 35)
+    assert got.finish_reason == "stop"
+
+
+def test_a_streamed_mistral_answer_with_thinking_parts_is_read_whole(
+    replay: Callable[..., Any], tracker: UsageTracker
+) -> None:
+    got = replay(rec("mistral/test_mistral_model_thinking_part_iter__0"))
+    assert not isinstance(got, Exception), got
+    assert got.reasoning.startswith("Okay")
+    assert got.content and "[{" not in got.content
+    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (10, 232)
+    assert tracker.records[-1].status == "ok"

@@ -50,6 +50,41 @@ def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
     )
 
 
+def _parts(content: Any) -> tuple[str, str]:
+    """``(text, thinking)`` of a message content: a string, or a list of parts.
+
+    Mistral's thinking models (and some OpenAI-compatible servers) send
+    ``[{"type": "thinking", "thinking": [{"type": "text", "text": ...}]},
+    {"type": "text", "text": ...}]``; other part types (images, references) carry no text.
+    """
+    if content is None:
+        return "", ""
+    if isinstance(content, str):
+        return content, ""
+    if not isinstance(content, list):
+        raise TypeError(f"message content is {type(content).__name__}, expected text or parts")
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("text") or ""))
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, str):
+                thinking.append(inner)
+            elif isinstance(inner, list):
+                thinking.extend(_parts(inner)[0])
+    return "".join(text), "".join(thinking)
+
+
+def _reasoning(message: Mapping[str, Any]) -> str:
+    r = message.get("reasoning") or message.get("reasoning_content") or ""
+    return r if isinstance(r, str) else ""
+
+
 class OpenAICompatibleProvider(HTTPProvider):
     """Any server with an OpenAI-style ``/chat/completions`` (vLLM, Volcano, LM Studio ...)."""
 
@@ -132,16 +167,13 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         choice = choices[0]
         message = choice.get("message") or {}
-        content = message.get("content")
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"message.content is {type(content).__name__}, expected a string")
-        reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+        content, thinking = _parts(message.get("content"))
         return Completion(
-            content=content or "",
+            content=content,
             model=str(data.get("model") or request.model),
             usage=_usage(data.get("usage")) or Usage(),
             finish_reason=choice.get("finish_reason"),
-            reasoning=reasoning if isinstance(reasoning, str) else "",
+            reasoning=thinking + _reasoning(message),
             raw=data,
         )
 
@@ -159,8 +191,9 @@ class OpenAICompatibleProvider(HTTPProvider):
         chunk = Chunk(model=data.get("model"), usage=_usage(data.get("usage")))
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
-            chunk.content += delta.get("content") or ""
-            chunk.reasoning += delta.get("reasoning") or delta.get("reasoning_content") or ""
+            content, thinking = _parts(delta.get("content"))
+            chunk.content += content
+            chunk.reasoning += thinking + _reasoning(delta)
             if choice.get("finish_reason"):
                 chunk.finish_reason = choice["finish_reason"]
         return chunk
