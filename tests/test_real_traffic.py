@@ -169,3 +169,48 @@ def test_a_streamed_mistral_answer_with_thinking_parts_is_read_whole(
     assert got.content and "[{" not in got.content
     assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (10, 232)
     assert tracker.records[-1].status == "ok"
+
+
+# -- 4. wire options per provider -----------------------------------------------------------
+
+
+def test_mistral_streams_without_stream_options_and_still_get_their_usage(
+    replay: Callable[..., Any], server: FakeLLMServer, tracker: UsageTracker
+) -> None:
+    # Mistral answers stream_options with 422 extra_forbidden; the recorded stream was
+    # requested without it (request_keys) and carries its usage in the last chunk.
+    r = rec("mistral/test_mistral_model_thinking_part_iter__0")
+    assert "stream_options" not in r["request_keys"]
+    got = replay(r)
+    sent = server.last_request
+    assert sent is not None and sent.json["stream"] is True
+    assert "stream_options" not in sent.json
+    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (10, 232)
+    assert not got.usage.estimated
+
+
+def test_openai_streams_still_ask_for_usage(
+    replay: Callable[..., Any], server: FakeLLMServer
+) -> None:
+    r = next(
+        load(p)
+        for p in sorted((RECORDINGS / "openai").glob("*.json"))
+        if load(p)["stream"] and load(p)["status"] == 200
+    )
+    replay(r)
+    sent = server.last_request
+    assert sent is not None and sent.json["stream_options"] == {"include_usage": True}
+
+
+def test_groq_stream_usage_only_under_x_groq_is_read(
+    replay: Callable[..., Any], tracker: UsageTracker
+) -> None:
+    # The whole recorded stream reports usage once: x_groq.usage on the finishing chunk.
+    r = rec("groq/test_groq_model_thinking_part_iter__0")
+    assert r["body"].count('"usage"') == 1
+    got = replay(r)
+    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (21, 988)
+    assert not got.usage.estimated
+    assert got.finish_reason == "stop"
+    row = tracker.records[-1]
+    assert (row.prompt_tokens, row.completion_tokens) == (21, 988)

@@ -97,6 +97,9 @@ class OpenAICompatibleProvider(HTTPProvider):
     uses_max_completion_tokens: ClassVar[bool] = True
     # response_schema travels as response_format {"type": "json_schema", ...}.
     structured_mode: ClassVar[str] = "json_schema"
+    # Whether the server accepts `stream_options: {"include_usage": true}`. Mistral rejects
+    # it (422 extra_forbidden) and sends the usage in its last chunk anyway.
+    stream_usage_option: ClassVar[bool] = True
 
     def _require_base_url(self) -> str:
         url = self.base_url
@@ -124,7 +127,8 @@ class OpenAICompatibleProvider(HTTPProvider):
             body[cap] = request.max_tokens
         if request.stream:
             body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+            if self.stream_usage_option:
+                body["stream_options"] = {"include_usage": True}
         if request.response_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -188,7 +192,10 @@ class OpenAICompatibleProvider(HTTPProvider):
             err = self._error(500, {}, event.data.encode(), call)
             err.message = "error in the middle of the stream: " + err.message
             raise err
-        chunk = Chunk(model=data.get("model"), usage=_usage(data.get("usage")))
+        usage = data.get("usage")
+        if not usage:  # Groq may report a stream's usage only under its own key
+            usage = (data.get("x_groq") or {}).get("usage")
+        chunk = Chunk(model=data.get("model"), usage=_usage(usage))
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
             content, thinking = _parts(delta.get("content"))
@@ -229,7 +236,13 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         return call
 
 
-def _preset(name: str, base_url: str | None, key_env: str | None, needs_key: bool = True) -> type:
+def _preset(
+    name: str,
+    base_url: str | None,
+    key_env: str | None,
+    needs_key: bool = True,
+    **capabilities: Any,
+) -> type:
     return type(
         f"{name.title().replace('_', '')}Provider",
         (OpenAICompatibleProvider,),
@@ -238,6 +251,7 @@ def _preset(name: str, base_url: str | None, key_env: str | None, needs_key: boo
             "default_base_url": base_url,
             "key_env_var": key_env,
             "needs_key": needs_key,
+            **capabilities,
             "__doc__": f"OpenAI-compatible preset for {name} ({base_url}).",
         },
     )
@@ -251,7 +265,9 @@ PRESETS: dict[str, type[OpenAICompatibleProvider]] = {
     "groq": _preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "together": _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "deepseek": _preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-    "mistral": _preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "mistral": _preset(
+        "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", stream_usage_option=False
+    ),
     "xai": _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
     "ollama": _preset("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False),
     "vllm": _preset("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", False),
