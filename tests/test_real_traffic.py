@@ -6,12 +6,14 @@ providers' published rates; tests/recordings/README.md names every source.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _replay import RECORDINGS, load, replayer
 
+from llmnb import errors
 from llmnb.testing import FakeLLMServer, Fault
 from llmnb.usage import UsageTracker
 from llmnb.usage.pricing import cost_of, price_for
@@ -214,3 +216,56 @@ def test_groq_stream_usage_only_under_x_groq_is_read(
     assert got.finish_reason == "stop"
     row = tracker.records[-1]
     assert (row.prompt_tokens, row.completion_tokens) == (21, 988)
+
+
+# -- 5. errors inside a stream --------------------------------------------------------------
+
+
+def test_openrouter_error_event_mid_stream_is_typed_by_its_own_code_and_keeps_usage(
+    replay: Callable[..., Any], server: FakeLLMServer, tracker: UsageTracker
+) -> None:
+    # Reasoning chunks, then {"error": {"code": 400, "message": "Token limit reached"}} with
+    # usage 43 + 10 (cost 0, a :free model).
+    got = replay(rec("openrouter/test_openrouter_stream_error__0"))
+    assert isinstance(got, errors.InvalidRequestError), got
+    assert got.status == 400 and not got.retryable
+    assert "Token limit reached" in str(got)
+    assert len(server.requests) == 1  # not retried
+    row = tracker.records[-1]
+    assert (row.prompt_tokens, row.completion_tokens) == (43, 10)
+    assert (row.cost_usd, row.cost_source, row.status) == (0.0, "provider", "InvalidRequestError")
+
+
+def test_openrouter_upstream_reason_is_in_the_error_message(
+    replay: Callable[..., Any],
+) -> None:
+    got = replay(rec("openrouter/test_openrouter_errors_raised__0"))
+    assert isinstance(got, errors.RateLimitError), got
+    assert "Provider returned error (Google: google/gemini-2.0-flash-exp:free is " in str(got)
+    assert "temporarily rate-limited upstream" in str(got)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (401, errors.AuthenticationError),
+        (429, errors.RateLimitError),
+        (502, errors.ProviderError),
+        ("server_error", errors.ProviderError),
+    ],
+)
+def test_an_error_event_mid_stream_maps_like_the_http_status(
+    code: Any,
+    kind: type[errors.APIError],
+    write_settings: Callable[[dict[str, Any]], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    server: FakeLLMServer,
+) -> None:
+    # The recorded OpenRouter stream with only the error event's code changed.
+    r = rec("openrouter/test_openrouter_stream_error__0")
+    body = r["body"].replace('"error":{"code":400,', f'"error":{{"code":{json.dumps(code)},')
+    assert body != r["body"]
+    server.script(Fault.sse(body))
+    got = replayer(server, write_settings, monkeypatch)(r, _script=False)
+    assert type(got) is kind or (kind is errors.ProviderError and isinstance(got, kind)), got
+    assert got.retryable is (kind is errors.ProviderError or kind is errors.RateLimitError)

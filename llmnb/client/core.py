@@ -384,6 +384,25 @@ class _Core:
                 error=None if cancelled else str(exc),
                 **fields,
             )
+        elif isinstance(getattr(exc, "usage", None), Usage):
+            # An error event that says what was billed (OpenRouter's mid-stream errors).
+            u = exc.usage  # type: ignore[attr-defined]
+            rec = self.tracker.record(
+                u.prompt_tokens,
+                u.completion_tokens,
+                cached_tokens=u.cached_tokens,
+                reasoning_tokens=u.reasoning_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                cache_write_1h_tokens=u.cache_write_1h_tokens,
+                cost_usd=u.cost_usd,
+                pricing=self.provider.profile.get("pricing"),
+                base_url=self.provider.base_url,
+                latency_s=latency,
+                ttft_s=ttft,
+                status=status,
+                error=str(exc),
+                **fields,
+            )
         else:
             rec = self.tracker.record_unknown(
                 latency_s=latency, ttft_s=ttft, status=status, error=str(exc) or status, **fields

@@ -187,11 +187,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         data = json.loads(event.data)
         if not isinstance(data, dict):
             raise TypeError(f"stream event is {type(data).__name__}, expected an object")
-        if "error" in data:
-            call = HTTPCall(url="", json=None, secrets=self.secrets_for(request))
-            err = self._error(500, {}, event.data.encode(), call)
-            err.message = "error in the middle of the stream: " + err.message
-            raise err
+        if data.get("error"):
+            raise self._stream_error(data, request)
         usage = data.get("usage")
         if not usage:  # Groq may report a stream's usage only under its own key
             usage = (data.get("x_groq") or {}).get("usage")
@@ -204,6 +201,49 @@ class OpenAICompatibleProvider(HTTPProvider):
             if choice.get("finish_reason"):
                 chunk.finish_reason = choice["finish_reason"]
         return chunk
+
+    def _stream_error(self, data: Mapping[str, Any], request: Request) -> errors.APIError:
+        """An ``{"error": {...}}`` event mid-stream, typed by the event's own code.
+
+        OpenRouter sends ``{"code": 400, "message": ...}`` and the usage billed so far;
+        the error keeps that usage so the attempt's row has it.
+        """
+        raw_error = data["error"]
+        error = raw_error if isinstance(raw_error, Mapping) else {"message": str(raw_error)}
+        code = error.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        body = json.dumps({"error": error}).encode()
+        err = self._error(status, {}, body, self._answer_call(request))
+        err.message = "error in the middle of the stream: " + err.message
+        err.usage = _usage(data.get("usage"))  # type: ignore[attr-defined]
+        return err
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        return super()._error(status, headers, _with_upstream(body), call)
+
+
+def _with_upstream(body: bytes) -> bytes:
+    """OpenRouter's ``error.metadata`` (``provider_name``, ``raw``: the upstream provider's
+    own words, e.g. "temporarily rate-limited upstream") folded into ``error.message``,
+    which alone often says only "Provider returned error"."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    error = data.get("error") if isinstance(data, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    if not isinstance(error, dict) or not isinstance(metadata, Mapping):
+        return body
+    why = metadata.get("raw")
+    if why is not None and not isinstance(why, str):
+        why = json.dumps(why)
+    said = ": ".join(str(x)[:300] for x in (metadata.get("provider_name"), why) if x)
+    if not said:
+        return body
+    message = str(error.get("message") or "error")
+    return json.dumps({**data, "error": {**error, "message": f"{message} ({said})"}}).encode()
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
