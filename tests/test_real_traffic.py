@@ -269,3 +269,60 @@ def test_an_error_event_mid_stream_maps_like_the_http_status(
     got = replayer(server, write_settings, monkeypatch)(r, _script=False)
     assert type(got) is kind or (kind is errors.ProviderError and isinstance(got, kind)), got
     assert got.retryable is (kind is errors.ProviderError or kind is errors.RateLimitError)
+
+
+# -- 6. Anthropic compaction and stream usage -----------------------------------------------
+
+
+def test_compaction_bills_every_iteration(
+    replay: Callable[..., Any], tracker: UsageTracker
+) -> None:
+    # usage.iterations: compaction (input 100, cache write 55096, output 131), then the
+    # message (input 229, output 5); the top level repeats only the last step.
+    got = replay(rec("anthropic/test_anthropic_compaction_usage_with_cache__0"))
+    u = got.usage
+    assert (u.prompt_tokens, u.completion_tokens) == (100 + 55096 + 229, 131 + 5)
+    assert (u.cache_write_tokens, u.cached_tokens) == (55096, 0)
+    # claude-sonnet-4-6: $3 input, $3.75 cache write, $15 output: about $0.21, not $0.0008.
+    assert got.cost_usd == pytest.approx((329 * 3 + 55096 * 3.75 + 136 * 15) / 1e6, rel=1e-12)
+    assert tracker.records[-1].cost_usd == got.cost_usd
+
+
+def test_a_compaction_stream_takes_the_final_message_delta_usage(
+    replay: Callable[..., Any], tracker: UsageTracker
+) -> None:
+    # message_start: input 100, cache read 55096, output 7; the final message_delta:
+    # iterations (100 + 55096 read, 83 out) and (181, 8 out).
+    got = replay(rec("anthropic/test_anthropic_compaction_usage_with_cache_streaming__0"))
+    u = got.usage
+    assert (u.prompt_tokens, u.completion_tokens) == (100 + 55096 + 181, 83 + 8)
+    assert (u.cached_tokens, u.cache_write_tokens) == (55096, 0)
+    row = tracker.records[-1]
+    assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (55377, 91, 55096)
+
+
+def test_a_message_delta_field_replaces_the_start_value_even_when_smaller(
+    server: FakeLLMServer,
+    write_settings: Callable[[dict[str, Any]], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Anthropic's documented stream shape: the counts in message_delta are cumulative
+    # totals, so a field it reports replaces message_start's (here the preliminary
+    # output_tokens and a cache read the final count corrects); input it leaves out stays.
+    events = [
+        'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":'
+        '"message","role":"assistant","model":"claude-sonnet-4-5","content":[],'
+        '"usage":{"input_tokens":25,"cache_read_input_tokens":40,"output_tokens":9}}}\n\n',
+        'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        '"content_block":{"type":"text","text":""}}\n\n',
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        '"delta":{"type":"text_delta","text":"Hi"}}\n\n',
+        'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        '"end_turn"},"usage":{"cache_read_input_tokens":0,"output_tokens":3}}\n\n',
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    server.script(Fault.sse(*events))
+    r = {"provider": "anthropic", "model": "claude-sonnet-4-5", "stream": True}
+    got = replayer(server, write_settings, monkeypatch)({**r, "status": 200}, _script=False)
+    assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (25, 3)
+    assert got.usage.cached_tokens == 0
