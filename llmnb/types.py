@@ -27,9 +27,17 @@ class Role(str, enum.Enum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+    # OpenAI's name for system instructions to its newer models; sent as it is to OpenAI
+    # and as a system message to every other provider.
+    DEVELOPER = "developer"
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def instructs(self) -> bool:
+        """A system or developer message: instructions rather than a turn."""
+        return self is Role.SYSTEM or self is Role.DEVELOPER
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,7 +333,9 @@ def replayer(
     """``run(rec, **profile)``: serve one recording to a client of its provider type (the
     profile's fields may be overridden); the Completion, or the APIError raised."""
 
-    def run(rec: dict[str, Any], _script: bool = True, **overrides: Any) -> Any:
+    def run(
+        rec: dict[str, Any], _script: bool = True, _messages: Any = "hi", **overrides: Any
+    ) -> Any:
         kind = rec["provider"]
         monkeypatch.setenv(_ENV[kind], KEY)
         profile = {"type": kind, "model": rec["model"], "base_url": base_url(server, kind)}
@@ -345,12 +347,12 @@ def replayer(
             server.script(served(rec))
         try:
             if rec["stream"]:
-                text = client.stream("hi")
+                text = client.stream(_messages)
                 pieces = list(text)
                 assert text.completion is not None
                 assert "".join(pieces) == text.completion.content
                 return text.completion
-            return client.complete("hi")
+            return client.complete(_messages)
         except errors.APIError as exc:
             return exc
 

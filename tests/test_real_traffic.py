@@ -326,3 +326,83 @@ def test_a_message_delta_field_replaces_the_start_value_even_when_smaller(
     got = replayer(server, write_settings, monkeypatch)({**r, "status": 200}, _script=False)
     assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (25, 3)
     assert got.usage.cached_tokens == 0
+
+
+# -- 7. developer role; Anthropic system messages -------------------------------------------
+
+CONVERSATION = [
+    {"role": "system", "content": "You are a code reviewer."},
+    {"role": "user", "content": "Review `def add(a, b): return a + b`."},
+    {"role": "assistant", "content": "Looks fine."},
+    {
+        "role": "system",
+        "content": "From now on, every suggestion must include explicit type annotations.",
+    },
+    {"role": "user", "content": "Review it again."},
+]
+
+
+def test_anthropic_mid_conversation_system_message_stays_in_place(
+    replay: Callable[..., Any], server: FakeLLMServer
+) -> None:
+    # The recorded request (pydantic-ai to claude-sonnet-4-6, answered 200 with a review
+    # that follows the late instruction): the leading system message is `system`, the
+    # later one <system> text in the user turn, next to "Review it again.".
+    r = rec("anthropic/test_mid_conversation_system_prompt_inline-system-unsupported___0")
+    recorded = r["request"]
+    got = replay(r, _messages=CONVERSATION)
+    assert "type annotations" in got.content
+    sent = server.last_request
+    assert sent is not None
+    assert sent.json["system"] == recorded["system"] == "You are a code reviewer."
+    assert [t["role"] for t in sent.json["messages"]] == [t["role"] for t in recorded["messages"]]
+    late = sent.json["messages"][-1]["content"]
+    for block in recorded["messages"][-1]["content"]:
+        assert block["text"] in late
+    assert "type annotations" not in sent.json["system"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "role"),
+    [("openai", "developer"), ("groq", "system"), ("openrouter", "system")],
+)
+def test_developer_messages_go_as_they_are_only_to_openai(
+    kind: str,
+    role: str,
+    replay: Callable[..., Any],
+    server: FakeLLMServer,
+) -> None:
+    r = next(
+        load(p)
+        for p in sorted((RECORDINGS / kind).glob("*.json"))
+        if not load(p)["stream"] and load(p)["status"] == 200
+    )
+    replay(
+        r,
+        _messages=[
+            {"role": "developer", "content": "Be terse."},
+            {"role": "user", "content": "hi"},
+        ],
+    )
+    sent = server.last_request
+    assert sent is not None
+    assert sent.json["messages"][0] == {"role": role, "content": "Be terse."}
+
+
+def test_developer_messages_are_system_instructions_for_anthropic_and_gemini(
+    replay: Callable[..., Any], server: FakeLLMServer
+) -> None:
+    msgs = [{"role": "developer", "content": "Be terse."}, {"role": "user", "content": "hi"}]
+    replay(rec("anthropic/test_anthropic_cache_real_api__1"), _messages=msgs)
+    assert server.last_request is not None
+    assert server.last_request.json["system"] == "Be terse."
+    assert [t["role"] for t in server.last_request.json["messages"]] == ["user"]
+    gemini = next(
+        load(p)
+        for p in sorted((RECORDINGS / "gemini").glob("*.json"))
+        if not load(p)["stream"] and load(p)["status"] == 200
+    )
+    replay(gemini, _messages=msgs)
+    sent = server.last_request.json
+    assert sent["systemInstruction"] == {"parts": [{"text": "Be terse."}]}
+    assert [c["role"] for c in sent["contents"]] == ["user"]

@@ -152,18 +152,27 @@ class AnthropicProvider(HTTPProvider):
         return int(configured or self.profile.get("max_tokens") or DEFAULT_MAX_TOKENS)
 
     def body(self, request: Request) -> dict[str, Any]:
-        system = [m.content for m in request.messages if m.role is Role.SYSTEM]
+        # The Messages API has one top-level `system` and no system role among the turns:
+        # the leading system (or developer) messages become `system`; one later in the
+        # conversation stays where it was, as <system> text on the user side (what
+        # clients send to models without inline system messages).
+        system: list[str] = []
         turns: list[dict[str, Any]] = []
         for m in request.messages:
-            if m.role is Role.SYSTEM:
-                continue
-            # Tool results without tool_use ids cannot be sent as such: they are text
-            # the user side supplies.
-            role = "assistant" if m.role is Role.ASSISTANT else "user"
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"] += "\n\n" + m.content
+            text = m.content
+            if m.role.instructs:
+                if not turns:
+                    system.append(text)
+                    continue
+                role, text = "user", f"<system>{text}</system>"
             else:
-                turns.append({"role": role, "content": m.content})
+                # Tool results without tool_use ids cannot be sent as such: they are text
+                # the user side supplies.
+                role = "assistant" if m.role is Role.ASSISTANT else "user"
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"] += "\n\n" + text
+            else:
+                turns.append({"role": role, "content": text})
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": self._max_tokens(request),

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from llmnb import errors
 from llmnb._http import SSEEvent
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Usage
+from llmnb.types import Chunk, Completion, Message, Request, Role, Usage
 
 __all__ = [
     "PRESETS",
@@ -100,6 +100,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     # Whether the server accepts `stream_options: {"include_usage": true}`. Mistral rejects
     # it (422 extra_forbidden) and sends the usage in its last chunk anyway.
     stream_usage_option: ClassVar[bool] = True
+    # Whether `developer` messages go as they are (OpenAI) or as `system` (everyone else).
+    developer_role: ClassVar[bool] = False
 
     def _require_base_url(self) -> str:
         url = self.base_url
@@ -110,10 +112,16 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         return url
 
+    def _message(self, m: Message) -> dict[str, str]:
+        d = m.to_dict()
+        if m.role is Role.DEVELOPER and not self.developer_role:
+            d["role"] = "system"
+        return d
+
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": [self._message(m) for m in request.messages],
         }
         reasoning = is_reasoning_model(request.model)
         if request.temperature is not None and not reasoning:
@@ -253,6 +261,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    developer_role: ClassVar[bool] = True
 
 
 class OpenRouterProvider(OpenAICompatibleProvider):
