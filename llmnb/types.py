@@ -34,9 +34,17 @@ class Role(str, enum.Enum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+    # OpenAI's name for system instructions to its newer models; sent as it is to OpenAI
+    # and as a system message to every other provider.
+    DEVELOPER = "developer"
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def instructs(self) -> bool:
+        """A system or developer message: instructions rather than a turn."""
+        return self is Role.SYSTEM or self is Role.DEVELOPER
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,9 @@ class Usage:
     counts (as the OpenAI wire format reports them), not additions. ``estimated`` is
     true when the counts were guessed from text length instead of reported.
     ``cost_usd`` is set only when the provider itself reported a cost.
+    ``cache_write_tokens`` (prompt tokens written to the provider's cache, billed at the
+    cache-write rate) are part of ``prompt_tokens`` too; ``cache_write_1h_tokens`` is the
+    part of them written with a one-hour lifetime (Anthropic bills those higher).
     """
 
     prompt_tokens: int = 0
@@ -160,6 +171,8 @@ class Usage:
     reasoning_tokens: int = 0
     estimated: bool = False
     cost_usd: float | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -178,6 +191,8 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.estimated or other.estimated,
             cost,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 

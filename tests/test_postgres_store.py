@@ -109,7 +109,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(pg_url: str) -> Non
     UsageTracker(store=store).record(1, 1, model="gpt-4o", provider="openai")
     assert store.flush()
     with engine.connect() as conn:
-        assert pgs.schema_version(conn) == 2
+        assert pgs.schema_version(conn) == pgs.SCHEMA_VERSION
     team = store.team_dataframe()
     assert team["session"].astype(object).tolist()[0] == "old"
     assert team["user"].isna().tolist() == [True, False]  # the old row had no user

@@ -404,3 +404,20 @@ def test_offline_providers_are_neither_recorded_nor_replayed(tape):
     llmnb.replay.use("record", tape)
     llmnb.create_llm_client_from_profile(profile="demo").complete("hello")
     assert not tape.exists() or tape.read_text() == ""
+
+
+def test_cache_write_tokens_are_recorded_and_replayed(write_settings, tape, keyed):
+    usage = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 20,
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 1000},
+    }
+    srv = FakeLLMServer()
+    srv.script(Fault.reply("cached answer", usage=usage))
+
+    def calls() -> list[Any]:
+        c = llmnb.create_llm_client_from_profile().complete("long prompt")
+        return [c.usage.cache_write_tokens, c.usage.prompt_tokens, round(c.cost_usd, 12)]
+
+    live, replayed, _, _ = _record_then_replay(write_settings, tape, calls, server=srv)
+    assert live == replayed and live[0] == 1000

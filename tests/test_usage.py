@@ -185,6 +185,7 @@ def test_record_fills_every_column() -> None:
         "key_id": "sk-…a1b2",
         "cell": 7,
         "tags": {"run": "a"},
+        "cache_write_tokens": 0,
     }
     assert t.records == [rec]
 

@@ -412,6 +412,11 @@ class _Core:
             rec = self.tracker.record(
                 u.prompt_tokens,
                 u.completion_tokens,
+                cached_tokens=u.cached_tokens,
+                reasoning_tokens=u.reasoning_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                cache_write_1h_tokens=u.cache_write_1h_tokens,
+                cost_usd=u.cost_usd,
                 estimated=u.estimated,
                 pricing=self.provider.profile.get("pricing"),
                 base_url=self.provider.base_url,
@@ -429,6 +434,25 @@ class _Core:
                 error=str(exc),
                 cost_usd=0.0,
                 cost_source="not_sent",
+                **fields,
+            )
+        elif isinstance(getattr(exc, "usage", None), Usage):
+            # An error event that says what was billed (OpenRouter's mid-stream errors).
+            u = exc.usage  # type: ignore[attr-defined]
+            rec = self.tracker.record(
+                u.prompt_tokens,
+                u.completion_tokens,
+                cached_tokens=u.cached_tokens,
+                reasoning_tokens=u.reasoning_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                cache_write_1h_tokens=u.cache_write_1h_tokens,
+                cost_usd=u.cost_usd,
+                pricing=self.provider.profile.get("pricing"),
+                base_url=self.provider.base_url,
+                latency_s=latency,
+                ttft_s=ttft,
+                status=status,
+                error=str(exc),
                 **fields,
             )
         else:
@@ -526,6 +550,8 @@ class _Core:
             u.completion_tokens,
             cached_tokens=u.cached_tokens,
             reasoning_tokens=u.reasoning_tokens,
+            cache_write_tokens=u.cache_write_tokens,
+            cache_write_1h_tokens=u.cache_write_1h_tokens,
             cost_usd=u.cost_usd,
             estimated=u.estimated,
             pricing=self.provider.profile.get("pricing"),

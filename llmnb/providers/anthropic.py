@@ -10,9 +10,12 @@
 
 Usage: ``prompt_tokens`` is everything the model read — ``input_tokens`` plus
 ``cache_creation_input_tokens`` plus ``cache_read_input_tokens`` (Anthropic reports them
-apart, OpenAI-style counts include them); ``cached_tokens`` is ``cache_read_input_tokens``.
-Cache writes are counted at the input price (Anthropic bills them at 1.25×), so a price
-worked out from a table slightly underestimates calls that write the cache.
+apart, OpenAI-style counts include them); ``cached_tokens`` is ``cache_read_input_tokens``
+and ``cache_write_tokens`` is ``cache_creation_input_tokens``, with its one-hour part
+(``cache_creation.ephemeral_1h_input_tokens``) in ``cache_write_1h_tokens``: each kind is
+priced at its own rate. A response with ``usage.iterations`` (server-side compaction ran
+extra sampling steps) is billed for all of them: the usage is their sum. In a stream,
+``message_delta`` counts are cumulative and replace ``message_start``'s field by field.
 
 Structured outputs use a forced tool: ``tools=[{name, input_schema}]`` with
 ``tool_choice={"type": "tool", "name": ...}``; the tool's ``input`` comes back as JSON
@@ -64,12 +67,21 @@ _QUOTA_WORDS = ("spend limit", "credit balance", "usage limits", "billing")
 def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
     if not raw:
         return None
+    iterations = raw.get("iterations")
+    if isinstance(iterations, list) and iterations:
+        # Compaction: each step is billed; the top-level counts are only the last one's.
+        steps = [_usage(step) for step in iterations if isinstance(step, Mapping)]
+        return sum((u for u in steps if u is not None), Usage())
     written = int(raw.get("cache_creation_input_tokens") or 0)
     read = int(raw.get("cache_read_input_tokens") or 0)
+    split = raw.get("cache_creation") or {}
+    hour = int(split.get("ephemeral_1h_input_tokens") or 0) if isinstance(split, Mapping) else 0
     return Usage(
         prompt_tokens=int(raw.get("input_tokens") or 0) + written + read,
         completion_tokens=int(raw.get("output_tokens") or 0),
         cached_tokens=read,
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(hour, written),
     )
 
 
@@ -80,6 +92,18 @@ def _detail(body: bytes, call: HTTPCall) -> str:
     except (ValueError, AttributeError):
         return ""
     return f": {scrub(str(message), call.secrets)}" if message else ""
+
+
+def _merged(raw: dict[str, Any], update: Mapping[str, Any] | None) -> Usage | None:
+    """``raw`` (a stream's usage fields so far) updated with the fields an event reports.
+
+    ``message_delta`` counts are cumulative: each field it reports replaces the one from
+    ``message_start``; fields it leaves out (older API versions send only
+    ``output_tokens``) keep their start value.
+    """
+    if update:
+        raw.update({k: v for k, v in update.items() if v is not None})
+    return _usage(raw)
 
 
 def merge_usage(old: Usage | None, new: Usage | None) -> Usage | None:
@@ -96,6 +120,8 @@ def merge_usage(old: Usage | None, new: Usage | None) -> Usage | None:
         max(old.completion_tokens, new.completion_tokens),
         max(old.cached_tokens, new.cached_tokens),
         max(old.reasoning_tokens, new.reasoning_tokens),
+        cache_write_tokens=max(old.cache_write_tokens, new.cache_write_tokens),
+        cache_write_1h_tokens=max(old.cache_write_1h_tokens, new.cache_write_1h_tokens),
     )
 
 
@@ -107,6 +133,11 @@ class AnthropicProvider(HTTPProvider):
     key_env_var: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     structured_mode: ClassVar[str] = "tool"
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        super().__init__(profile_name, profile, model)
+        # id(request) -> the usage fields its stream has reported so far.
+        self._stream_usage: dict[int, dict[str, Any]] = {}
 
     # --- request --------------------------------------------------------------------
     def _url(self) -> str:
@@ -121,18 +152,27 @@ class AnthropicProvider(HTTPProvider):
         return int(configured or self.profile.get("max_tokens") or DEFAULT_MAX_TOKENS)
 
     def body(self, request: Request) -> dict[str, Any]:
-        system = [m.content for m in request.messages if m.role is Role.SYSTEM]
+        # The Messages API has one top-level `system` and no system role among the turns:
+        # the leading system (or developer) messages become `system`; one later in the
+        # conversation stays where it was, as <system> text on the user side (what
+        # clients send to models without inline system messages).
+        system: list[str] = []
         turns: list[dict[str, Any]] = []
         for m in request.messages:
-            if m.role is Role.SYSTEM:
-                continue
-            # Tool results without tool_use ids cannot be sent as such: they are text
-            # the user side supplies.
-            role = "assistant" if m.role is Role.ASSISTANT else "user"
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"] += "\n\n" + m.content
+            text = m.content
+            if m.role.instructs:
+                if not turns:
+                    system.append(text)
+                    continue
+                role, text = "user", f"<system>{text}</system>"
             else:
-                turns.append({"role": role, "content": m.content})
+                # Tool results without tool_use ids cannot be sent as such: they are text
+                # the user side supplies.
+                role = "assistant" if m.role is Role.ASSISTANT else "user"
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"] += "\n\n" + text
+            else:
+                turns.append({"role": role, "content": text})
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": self._max_tokens(request),
@@ -214,9 +254,13 @@ class AnthropicProvider(HTTPProvider):
             err = self._error(status, {}, event.data.encode(), self._answer_call(request))
             err.message = "error in the middle of the stream: " + err.message
             raise err
+        raw = self._stream_usage.get(id(request))
         if kind == "message_start":
             message = data["message"]
-            return Chunk(model=message.get("model"), usage=_usage(message.get("usage")))
+            if raw is None:
+                return Chunk(model=message.get("model"), usage=_usage(message.get("usage")))
+            raw.clear()
+            return Chunk(model=message.get("model"), usage=_merged(raw, message.get("usage")))
         if kind == "content_block_start":
             block = data["content_block"]
             return Chunk(content=block.get("text") or "") if block.get("type") == "text" else None
@@ -232,26 +276,27 @@ class AnthropicProvider(HTTPProvider):
             return None  # signature_delta, citations, tool input we did not ask for
         if kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")
-            return Chunk(
-                finish_reason=self._finish(reason, request), usage=_usage(data.get("usage"))
-            )
+            update = data.get("usage")
+            usage = _usage(update) if raw is None else _merged(raw, update)
+            return Chunk(finish_reason=self._finish(reason, request), usage=usage)
         return None  # ping, content_block_stop, and event types added later
 
-    # Usage arrives in two halves (message_start, message_delta); the client keeps the
-    # last chunk's usage, so each stream merges them as it goes.
+    # Usage arrives in two halves (message_start, message_delta); each stream keeps the
+    # fields reported so far, keyed by its request, so that the last chunk carries them all.
     def stream(self, request: Request) -> Iterator[Chunk]:
-        usage: Usage | None = None
-        for chunk in super().stream(request):
-            if chunk.usage is not None:
-                usage = chunk.usage = merge_usage(usage, chunk.usage)
-            yield chunk
+        self._stream_usage[id(request)] = {}
+        try:
+            yield from super().stream(request)
+        finally:
+            self._stream_usage.pop(id(request), None)
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
-        usage: Usage | None = None
-        async for chunk in super().astream(request):
-            if chunk.usage is not None:
-                usage = chunk.usage = merge_usage(usage, chunk.usage)
-            yield chunk
+        self._stream_usage[id(request)] = {}
+        try:
+            async for chunk in super().astream(request):
+                yield chunk
+        finally:
+            self._stream_usage.pop(id(request), None)
 
     # --- errors ---------------------------------------------------------------------
     def _error(

@@ -154,10 +154,10 @@ class GeminiProvider(HTTPProvider):
 
     # --- request --------------------------------------------------------------------
     def body(self, request: Request) -> dict[str, Any]:
-        system = [m.content for m in request.messages if m.role is Role.SYSTEM]
+        system = [m.content for m in request.messages if m.role.instructs]
         contents: list[dict[str, Any]] = []
         for m in request.messages:
-            if m.role is Role.SYSTEM:
+            if m.role.instructs:
                 continue
             role = "model" if m.role is Role.ASSISTANT else "user"
             if contents and contents[-1]["role"] == role:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Secret, Usage
+from llmnb.types import Chunk, Completion, Message, Request, Role, Secret, Usage
 
 __all__ = [
     "PRESETS",
@@ -45,7 +45,44 @@ def _usage(raw: Mapping[str, Any] | None) -> Usage | None:
         cached_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
+        # OpenRouter (and gateways in front of Anthropic) report cache writes here.
+        cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0),
     )
+
+
+def _parts(content: Any) -> tuple[str, str]:
+    """``(text, thinking)`` of a message content: a string, or a list of parts.
+
+    Mistral's thinking models (and some OpenAI-compatible servers) send
+    ``[{"type": "thinking", "thinking": [{"type": "text", "text": ...}]},
+    {"type": "text", "text": ...}]``; other part types (images, references) carry no text.
+    """
+    if content is None:
+        return "", ""
+    if isinstance(content, str):
+        return content, ""
+    if not isinstance(content, list):
+        raise TypeError(f"message content is {type(content).__name__}, expected text or parts")
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("text") or ""))
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, str):
+                thinking.append(inner)
+            elif isinstance(inner, list):
+                thinking.extend(_parts(inner)[0])
+    return "".join(text), "".join(thinking)
+
+
+def _reasoning(message: Mapping[str, Any]) -> str:
+    r = message.get("reasoning") or message.get("reasoning_content") or ""
+    return r if isinstance(r, str) else ""
 
 
 class OpenAICompatibleProvider(HTTPProvider):
@@ -60,6 +97,11 @@ class OpenAICompatibleProvider(HTTPProvider):
     uses_max_completion_tokens: ClassVar[bool] = True
     # response_schema travels as response_format {"type": "json_schema", ...}.
     structured_mode: ClassVar[str] = "json_schema"
+    # Whether the server accepts `stream_options: {"include_usage": true}`. Mistral rejects
+    # it (422 extra_forbidden) and sends the usage in its last chunk anyway.
+    stream_usage_option: ClassVar[bool] = True
+    # Whether `developer` messages go as they are (OpenAI) or as `system` (everyone else).
+    developer_role: ClassVar[bool] = False
 
     def _require_base_url(self) -> str:
         url = self.base_url
@@ -70,10 +112,16 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         return url
 
+    def _message(self, m: Message) -> dict[str, str]:
+        d = m.to_dict()
+        if m.role is Role.DEVELOPER and not self.developer_role:
+            d["role"] = "system"
+        return d
+
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": [self._message(m) for m in request.messages],
         }
         reasoning = is_reasoning_model(request.model)
         if request.temperature is not None and not reasoning:
@@ -87,7 +135,8 @@ class OpenAICompatibleProvider(HTTPProvider):
             body[cap] = request.max_tokens
         if request.stream:
             body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+            if self.stream_usage_option:
+                body["stream_options"] = {"include_usage": True}
         if request.response_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -130,16 +179,13 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         choice = choices[0]
         message = choice.get("message") or {}
-        content = message.get("content")
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"message.content is {type(content).__name__}, expected a string")
-        reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+        content, thinking = _parts(message.get("content"))
         return Completion(
-            content=content or "",
+            content=content,
             model=str(data.get("model") or request.model),
             usage=_usage(data.get("usage")) or Usage(),
             finish_reason=choice.get("finish_reason"),
-            reasoning=reasoning if isinstance(reasoning, str) else "",
+            reasoning=thinking + _reasoning(message),
             raw=data,
         )
 
@@ -149,19 +195,63 @@ class OpenAICompatibleProvider(HTTPProvider):
         data = json.loads(event.data)
         if not isinstance(data, dict):
             raise TypeError(f"stream event is {type(data).__name__}, expected an object")
-        if "error" in data:
-            call = HTTPCall(url="", json=None, secrets=self.secrets_for(request))
-            err = self._error(500, {}, event.data.encode(), call)
-            err.message = "error in the middle of the stream: " + err.message
-            raise err
-        chunk = Chunk(model=data.get("model"), usage=_usage(data.get("usage")))
+        if data.get("error"):
+            raise self._stream_error(data, request)
+        usage = data.get("usage")
+        if not usage:  # Groq may report a stream's usage only under its own key
+            usage = (data.get("x_groq") or {}).get("usage")
+        chunk = Chunk(model=data.get("model"), usage=_usage(usage))
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
-            chunk.content += delta.get("content") or ""
-            chunk.reasoning += delta.get("reasoning") or delta.get("reasoning_content") or ""
+            content, thinking = _parts(delta.get("content"))
+            chunk.content += content
+            chunk.reasoning += thinking + _reasoning(delta)
             if choice.get("finish_reason"):
                 chunk.finish_reason = choice["finish_reason"]
         return chunk
+
+    def _stream_error(self, data: Mapping[str, Any], request: Request) -> errors.APIError:
+        """An ``{"error": {...}}`` event mid-stream, typed by the event's own code.
+
+        OpenRouter sends ``{"code": 400, "message": ...}`` and the usage billed so far;
+        the error keeps that usage so the attempt's row has it.
+        """
+        raw_error = data["error"]
+        error = raw_error if isinstance(raw_error, Mapping) else {"message": str(raw_error)}
+        code = error.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        body = json.dumps({"error": error}).encode()
+        err = self._error(status, {}, body, self._answer_call(request))
+        err.message = "error in the middle of the stream: " + err.message
+        err.usage = _usage(data.get("usage"))  # type: ignore[attr-defined]
+        return err
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        return super()._error(status, headers, _with_upstream(body), call)
+
+
+def _with_upstream(body: bytes) -> bytes:
+    """OpenRouter's ``error.metadata`` (``provider_name``, ``raw``: the upstream provider's
+    own words, e.g. "temporarily rate-limited upstream") folded into ``error.message``,
+    which alone often says only "Provider returned error"."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    error = data.get("error") if isinstance(data, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    if not isinstance(error, dict) or not isinstance(metadata, Mapping):
+        return body
+    why = metadata.get("raw")
+    if why is not None and not isinstance(why, str):
+        why = json.dumps(why)
+    said = ": ".join(str(x)[:300] for x in (metadata.get("provider_name"), why) if x)
+    if not said:
+        return body
+    message = str(error.get("message") or "error")
+    return json.dumps({**data, "error": {**error, "message": f"{message} ({said})"}}).encode()
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
@@ -171,6 +261,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    developer_role: ClassVar[bool] = True
 
 
 class OpenRouterProvider(OpenAICompatibleProvider):
@@ -194,7 +285,13 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         return call
 
 
-def _preset(name: str, base_url: str | None, key_env: str | None, needs_key: bool = True) -> type:
+def _preset(
+    name: str,
+    base_url: str | None,
+    key_env: str | None,
+    needs_key: bool = True,
+    **capabilities: Any,
+) -> type:
     return type(
         f"{name.title().replace('_', '')}Provider",
         (OpenAICompatibleProvider,),
@@ -203,6 +300,7 @@ def _preset(name: str, base_url: str | None, key_env: str | None, needs_key: boo
             "default_base_url": base_url,
             "key_env_var": key_env,
             "needs_key": needs_key,
+            **capabilities,
             "__doc__": f"OpenAI-compatible preset for {name} ({base_url}).",
         },
     )
@@ -216,7 +314,9 @@ PRESETS: dict[str, type[OpenAICompatibleProvider]] = {
     "groq": _preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "together": _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "deepseek": _preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-    "mistral": _preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    "mistral": _preset(
+        "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", stream_usage_option=False
+    ),
     "xai": _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
     "ollama": _preset("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False),
     "vllm": _preset("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", False),

@@ -117,6 +117,8 @@ def _usage(answer: dict[str, Any]) -> ReplayedUsage:
         int(u.get("reasoning_tokens") or 0),
         bool(u.get("estimated")),
         float(cost) if isinstance(cost, (int, float)) else math.nan,
+        int(u.get("cache_write_tokens") or 0),
+        int(u.get("cache_write_1h_tokens") or 0),
     )
 
 
@@ -211,6 +213,8 @@ def record_attempt(
                 "completion_tokens": u.completion_tokens,
                 "cached_tokens": u.cached_tokens,
                 "reasoning_tokens": u.reasoning_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "cache_write_1h_tokens": u.cache_write_1h_tokens,
                 "estimated": u.estimated,
             },
             "cost_usd": None if cost != cost else cost,  # NaN is not JSON

@@ -37,7 +37,8 @@ __all__ = [
     "to_row",
 ]
 
-SCHEMA_VERSION = 1
+# 1: the usage table; 2: cache_write_tokens (added to a version-1 file in place).
+SCHEMA_VERSION = 2
 
 _SQL_COLUMNS = ", ".join(COLUMNS)
 _ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
@@ -93,7 +94,10 @@ def read_usage(path: str | os.PathLike[str]) -> list[UsageRecord]:
                 raise Incompatible(f"schema version {version}")
             if version < 1:
                 return []
-            return list(map(from_row, conn.execute(f"{SELECT} ORDER BY id")))
+            have = _table_columns(conn)
+            # An older file lacks the newer columns: they read as unknown (NULL).
+            select = ", ".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
+            return list(map(from_row, conn.execute(f"SELECT {select} FROM usage ORDER BY id")))
         finally:
             conn.close()
     except (sqlite3.Error, Incompatible) as exc:
@@ -117,12 +121,20 @@ def connect(path: Path, busy: float) -> sqlite3.Connection:
             conn.execute("BEGIN IMMEDIATE")
             for statement in SCHEMA:
                 conn.execute(statement)
+            have = _table_columns(conn)  # a file of an older version: add what it lacks
+            for column in COLUMNS:
+                if column not in have:
+                    conn.execute(f"ALTER TABLE usage ADD COLUMN {column} {_sql_type(column)}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _table_columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
 
 
 def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -8,6 +8,7 @@ alone (:class:`Incompatible`). Migrations, once released, never change.
 
 Version 1: the usage table (the record columns) and a time index.
 Version 2: the team columns ``user_name``, ``host``, ``notebook`` and a (user, time) index.
+Version 3: ``cache_write_tokens`` (prompt tokens written to the provider's cache).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = [
     "table",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TABLE = "llmnb_usage"
 VERSION_TABLE = "llmnb_schema_version"
 #: Team column (DataFrame name) -> table column ("user" is a reserved word in SQL).
@@ -61,6 +62,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS notebook TEXT",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_user_time ON {TABLE} (user_name, time)",
     ),
+    3: (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT",),
 }
 
 

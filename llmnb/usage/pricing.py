@@ -12,10 +12,15 @@ Lookups in genai-prices are cached per ``(provider, model, base_url)``, misses i
 so that recording a call stays cheap; genai-prices itself is imported on the first lookup
 (it takes ~0.2 s), never at ``import llmnb.usage``.
 
-Simplifications, on purpose: cache *writes* (Anthropic) are billed at the input rate,
-per-request fees (``requests_kcount``) and modality-specific prices (audio, image) are
-ignored — a text chat call is what llmnb records. Tiered prices (long-context rates such
-as Claude's or Gemini's above 200k prompt tokens) are kept.
+Four token kinds are priced: plain input, cache reads (``cached_tokens``), cache writes
+(``cache_write_tokens``, with the one-hour part at its own rate where the table has one)
+and output (reasoning included). Calls with cache writes, tiered prices (long-context
+rates such as Claude's or Gemini's above 200k prompt tokens) or a per-request fee are
+priced by genai-prices' own usage model (``ModelPrice.calc_price``), so its rules apply;
+plain calls use the same rates in a float formula that gives the same number faster.
+Modality-specific prices (audio, image) are not applied: a text chat call is what llmnb
+records. An entry with no price at all for the exact model (OpenRouter's ``…:free`` ids)
+is a price of $0, not a miss.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ PROVIDER_IDS: dict[str, str] = {
 }
 
 _INF = math.inf
-_OVERRIDE_KEYS = frozenset({"input_per_mtok", "output_per_mtok", "cached_input_per_mtok"})
+_OVERRIDE_KEYS = frozenset(
+    {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok"}
+)
 
 # A genai-prices answer is re-checked after this long: the table has prices that start on a
 # date, and a few (DeepSeek off-peak) that change with the time of day.
@@ -87,6 +94,14 @@ class Price(NamedTuple):
     cached_input: float
     source: str
     tiers: tuple[PriceTier, ...] = ()
+    #: USD per cache-written token (the input rate when the table has none).
+    cache_write: float | None = None
+    #: genai-prices' ``ModelPrice`` for these rates: what prices calls the float formula
+    #: cannot (cache writes, tiers, per-request fees). None until first needed for an
+    #: override, which builds one from its rates.
+    model_price: Any = None
+    #: False when a plain call needs genai-prices too (tiers, a per-request fee).
+    simple: bool = True
 
     @property
     def input_per_mtok(self) -> float:
@@ -98,22 +113,62 @@ class Price(NamedTuple):
 
 
 def cost_of(
-    price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    price: Price,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
 ) -> float:
-    """USD for one call. ``cached_tokens`` are part of ``prompt_tokens`` (billed at the cached
-    rate); reasoning tokens are part of ``completion_tokens`` and billed as output."""
-    input_rate, output_rate, cached_rate = price.input, price.output, price.cached_input
-    if price.tiers:
-        # Threshold pricing: crossing a tier re-prices *all* tokens, as the providers bill.
-        for tier in reversed(price.tiers):
-            if prompt_tokens > tier.above:
-                input_rate, output_rate, cached_rate = tier.input, tier.output, tier.cached_input
-                break
-    cached = min(cached_tokens, prompt_tokens) if cached_tokens > 0 else 0
-    return (
-        (prompt_tokens - cached) * input_rate
-        + cached * cached_rate
-        + completion_tokens * output_rate
+    """USD for one call. ``cached_tokens`` (cache reads) and ``cache_write_tokens`` are
+    parts of ``prompt_tokens``, billed at their own rates; ``cache_write_1h_tokens`` is the
+    part of the writes with a one-hour lifetime. Reasoning tokens are part of
+    ``completion_tokens`` and billed as output."""
+    cached = min(max(cached_tokens, 0), prompt_tokens)
+    written = min(max(cache_write_tokens, 0), prompt_tokens - cached)
+    if price.simple and not price.tiers and not written:
+        return (
+            (prompt_tokens - cached) * price.input
+            + cached * price.cached_input
+            + completion_tokens * price.output
+        )
+    genai = _genai_prices()
+    model_price = price.model_price
+    if model_price is None and genai is not None:
+        model_price = _override_model_price(price)
+    if genai is None or model_price is None:  # no genai-prices: the rates by hand
+        write_rate = price.input if price.cache_write is None else price.cache_write
+        return (
+            (prompt_tokens - cached - written) * price.input
+            + cached * price.cached_input
+            + written * write_rate
+            + completion_tokens * price.output
+        )
+    usage: dict[str, int] = {
+        "input_tokens": prompt_tokens,
+        "output_tokens": completion_tokens,
+        "cache_read_tokens": cached,
+        "cache_write_tokens": written,
+    }
+    if cache_write_1h_tokens > 0:
+        usage["cache_write_1h_tokens"] = min(cache_write_1h_tokens, written)
+    return float(model_price.calc_price(genai.Usage(**usage))["total_price"])
+
+
+def _override_model_price(price: Price) -> Any:
+    """A genai-prices ``ModelPrice`` with an override's rates (USD per million tokens)."""
+    from decimal import Decimal
+
+    from genai_prices.types import ModelPrice
+
+    def mtok(rate: float | None) -> Decimal | None:
+        return None if rate is None else Decimal(repr(rate * 1e6))
+
+    return ModelPrice(
+        input_mtok=mtok(price.input),
+        output_mtok=mtok(price.output),
+        cache_read_mtok=mtok(price.cached_input),
+        cache_write_mtok=mtok(price.cache_write),
     )
 
 
@@ -174,7 +229,7 @@ def _override_price(pricing: Mapping[str, Any]) -> Price:
     if unknown or "input_per_mtok" not in pricing or "output_per_mtok" not in pricing:
         raise ValueError(
             "a 'pricing' override needs input_per_mtok and output_per_mtok (USD per million "
-            "tokens) and may have cached_input_per_mtok; got keys "
+            "tokens) and may have cached_input_per_mtok and cache_write_per_mtok; got keys "
             f"{sorted(map(str, pricing))}"
         )
     try:
@@ -182,13 +237,16 @@ def _override_price(pricing: Mapping[str, Any]) -> Price:
         out = float(pricing["output_per_mtok"]) / 1e6
         cached_raw = pricing.get("cached_input_per_mtok")
         cached = inp if cached_raw is None else float(cached_raw) / 1e6
+        write_raw = pricing.get("cache_write_per_mtok")
+        write = None if write_raw is None else float(write_raw) / 1e6
     except (TypeError, ValueError):
         raise ValueError(
             f"'pricing' values must be numbers (USD per million tokens), got {dict(pricing)!r}"
         ) from None
-    if not (0.0 <= inp < _INF and 0.0 <= out < _INF and 0.0 <= cached < _INF):  # NaN fails
+    if not all(0.0 <= v < _INF for v in (inp, out, cached, inp if write is None else write)):
         raise ValueError(f"'pricing' values must be finite and not negative, got {dict(pricing)!r}")
-    return Price(inp, out, cached, "override")
+    # NaN fails the check above; no cache_write rate means the input rate.
+    return Price(inp, out, cached, "override", cache_write=write)
 
 
 def _candidates(
@@ -259,7 +317,12 @@ def _from_model_price(model_price: Any, source: str) -> Price | None:
     inp = getattr(model_price, "input_mtok", None)
     out = getattr(model_price, "output_mtok", None)
     cached = getattr(model_price, "cache_read_mtok", None)
+    write = getattr(model_price, "cache_write_mtok", None)
     if inp is None and out is None:
+        if not any(v is not None for v in vars(model_price).values()):
+            # An entry with no price at all for this exact model: a free model
+            # (OpenRouter's ":free" ids), not a reason to fall back to a paid sibling.
+            return Price(0.0, 0.0, 0.0, source, cache_write=0.0, model_price=model_price)
         return None  # priced per request, image, audio…: not a token price
     thresholds = sorted(
         {t.start for v in (inp, out, cached) for t in getattr(v, "tiers", None) or ()}
@@ -283,7 +346,15 @@ def _from_model_price(model_price: Any, source: str) -> Price | None:
 
     base = rates(-1)
     tiers = tuple(PriceTier(above, *rates(above)) for above in thresholds)
-    return Price(*base, source=source, tiers=tiers)
+    return Price(
+        *base,
+        source=source,
+        tiers=tiers,
+        cache_write=base[0] if write is None else rate(write, -1),
+        model_price=model_price,
+        # A per-request fee is part of every call's price: genai-prices adds it.
+        simple=getattr(model_price, "requests_kcount", None) is None,
+    )
 
 
 def _time_of_day(model_info: Any) -> bool:

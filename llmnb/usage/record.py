@@ -32,6 +32,8 @@ key_id              object (str or None)  fingerprint of the API key (``sk-…a1
                                           the key
 cell                Int64                 notebook execution count; <NA> outside IPython
 tags                object (dict or None) free-form labels given by the caller
+cache_write_tokens  Int64                 prompt tokens written to the provider's cache
+                                          (billed at the cache-write rate)
 =================== ===================== ==================================================
 
 ``cost_source`` tells how ``cost_usd`` was found: ``provider`` (reported by the provider,
@@ -93,6 +95,7 @@ class UsageRecord(NamedTuple):
     key_id: str | None
     cell: int | None
     tags: dict[str, Any] | None
+    cache_write_tokens: int | None = None
 
     @property
     def datetime(self) -> _dt.datetime:
@@ -124,6 +127,7 @@ INT_COLUMNS: tuple[str, ...] = (
     "total_tokens",
     "attempt",
     "cell",
+    "cache_write_tokens",
 )
 FLOAT_COLUMNS: tuple[str, ...] = ("cost_usd", "latency_s", "ttft_s")
 OBJECT_COLUMNS: tuple[str, ...] = ("error", "call_id", "key_id", "tags")

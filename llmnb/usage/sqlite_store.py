@@ -195,7 +195,7 @@ class SQLiteStore(QueuedStore):
                 rows.append(item)
             else:
                 try:
-                    rows.append((*item[:TAGS], tags_json(item[TAGS])))
+                    rows.append((*item[:TAGS], tags_json(item[TAGS]), *item[TAGS + 1 :]))
                 except Exception:  # tags json.dumps cannot take (a cycle, odd keys)
                     rows.append(to_row(item))
 

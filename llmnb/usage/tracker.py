@@ -90,9 +90,13 @@ RECORD_FIELDS: tuple[str, ...] = (
     "pricing",
     "base_url",
     "time",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
 )
 _UNKNOWN_TOKEN_FIELDS = tuple(
-    f for f in RECORD_FIELDS if f not in ("cached_tokens", "reasoning_tokens")
+    f
+    for f in RECORD_FIELDS
+    if f not in ("cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens")
 )
 
 Listener = Callable[[UsageRecord], object]
@@ -173,6 +177,8 @@ class UsageTracker:
         pricing: Mapping[str, Any] | None = None,
         base_url: str | None = None,
         time: float | _dt.datetime | None = None,
+        cache_write_tokens: int | None = 0,
+        cache_write_1h_tokens: int = 0,
         **unknown: Any,
     ) -> UsageRecord:
         """Record one attempt and return its row; the cost is worked out here.
@@ -215,8 +221,15 @@ class UsageTracker:
             if price is None:
                 cost, source = math.nan, "unknown"
             else:
-                if price.tiers:
-                    cost = cost_of(price, prompt_tokens, completion_tokens, cached_tokens or 0)
+                if cache_write_tokens or price.tiers or not price.simple:
+                    cost = cost_of(
+                        price,
+                        prompt_tokens,
+                        completion_tokens,
+                        cached_tokens or 0,
+                        cache_write_tokens or 0,
+                        cache_write_1h_tokens,
+                    )
                 elif cached_tokens:
                     cached_n = min(cached_tokens, prompt_tokens)
                     cost = (
@@ -268,6 +281,7 @@ class UsageTracker:
                 key_id,
                 cell,
                 None if tags is None else _tags(tags),
+                cache_write_tokens,
             ),
         )
         buffer = self._buffer
@@ -300,7 +314,14 @@ class UsageTracker:
         if fields.keys() - _UNKNOWN_TOKEN_FIELDS:
             bad = {k: v for k, v in fields.items() if k not in _UNKNOWN_TOKEN_FIELDS}
             raise _unknown_fields("record_unknown", bad, _UNKNOWN_TOKEN_FIELDS)
-        return self.record(None, None, cached_tokens=None, reasoning_tokens=None, **fields)
+        return self.record(
+            None,
+            None,
+            cached_tokens=None,
+            reasoning_tokens=None,
+            cache_write_tokens=None,
+            **fields,
+        )
 
     # -- listeners ---------------------------------------------------------------------
 
