@@ -31,6 +31,7 @@ __all__ = [
     "Usage",
     "__version__",
     "config",
+    "connect",
     "create_llm_client_from_profile",
     "errors",
     "get_llm_manager",
@@ -45,6 +46,7 @@ __all__ = [
 _LAZY: dict[str, tuple[str, str | None]] = {
     "LLMClient": ("llmnb.client.client", "LLMClient"),
     "create_llm_client_from_profile": ("llmnb.client.profiles", "create_llm_client_from_profile"),
+    "connect": ("llmnb.client.profiles", "connect"),
     "register_provider": ("llmnb.client.registry", "register_provider"),
     "list_providers": ("llmnb.client.registry", "list_providers"),
     "config": ("llmnb.config", None),
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from llmnb import config, errors, middleware, testing, usage
     from llmnb.client.client import LLMClient
     from llmnb.client.manager import LLMManager, get_llm_manager
-    from llmnb.client.profiles import create_llm_client_from_profile
+    from llmnb.client.profiles import connect, create_llm_client_from_profile
     from llmnb.client.registry import list_providers, register_provider
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "LLMClient",
     "LLMManager",
+    "connect",
     "create_llm_client_from_profile",
     "get_llm_manager",
     "list_providers",
@@ -37,6 +38,7 @@ _LAZY = {
     "LLMManager": "llmnb.client.manager",
     "get_llm_manager": "llmnb.client.manager",
     "create_llm_client_from_profile": "llmnb.client.profiles",
+    "connect": "llmnb.client.profiles",
     "list_providers": "llmnb.client.registry",
     "register_provider": "llmnb.client.registry",
 }
@@ -44,7 +46,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from llmnb.client.client import LLMClient
     from llmnb.client.manager import LLMManager, get_llm_manager
-    from llmnb.client.profiles import create_llm_client_from_profile
+    from llmnb.client.profiles import connect, create_llm_client_from_profile
     from llmnb.client.registry import list_providers, register_provider
 
 

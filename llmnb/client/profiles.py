@@ -1,8 +1,9 @@
-"""``create_llm_client_from_profile``: the client of a profile of the settings file.
+"""``create_llm_client_from_profile`` and ``connect``: the client of a profile.
 
-The top of the client layer: it resolves the profile (explicit, active, or auto-detected),
-builds its provider through the registry, layers its parameters, and hands the client the
-settings' failover sequence (``llm.fallbacks``, through the manager).
+The top of the client layer: it resolves the profile (explicit, active, auto-detected, or
+a provider type used by name: :mod:`llmnb.client.adhoc`), builds its provider through the
+registry, layers its parameters, and hands the client the settings' failover sequence
+(``llm.fallbacks``, through the manager).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import re
 from typing import Any
 
 from llmnb import config, errors
-from llmnb.client import autodetect
+from llmnb.client import adhoc, autodetect
 from llmnb.client.client import LLMClient
 from llmnb.client.manager import SETTINGS_FAILOVER
 from llmnb.client.registry import build_provider, import_factory, lookup_type
 
-__all__ = ["create_llm_client_from_profile"]
+__all__ = ["connect", "create_llm_client_from_profile"]
+
+adhoc.install()  # from here on, `openai` / `openai:gpt-4o` resolve without a profile
 
 
 def _agent_model_var(agent: str) -> str:
@@ -47,6 +50,11 @@ def create_llm_client_from_profile(
         name, prof = profile, config.get_profile(profile)
         model = model_name or prof.get("model")
         if not model:
+            if name not in config.load_settings().llm.providers:
+                raise errors.ConfigError(
+                    f"provider type {name!r} has no default model: name one, as in "
+                    f"{name}:MODEL (e.g. `%%llm {name}:MODEL`, llmnb.connect('{name}:MODEL'))."
+                )
             raise errors.ConfigError(
                 f"profile {name!r} has no `model`; set one in the settings file "
                 "or pass model_name=."
@@ -119,4 +127,38 @@ def create_llm_client_from_profile(
         agent=agent,
         step=step,
         failover=SETTINGS_FAILOVER,
+    )
+
+
+def connect(
+    target: str | None = None, *, agent: str | None = None, step: str | None = None
+) -> LLMClient:
+    """The client of ``"PROFILE[:MODEL]"`` or ``"PROVIDER_TYPE[:MODEL]"`` (no I/O yet).
+
+    A name that is no profile of the settings but a built-in provider type (``openai``,
+    ``anthropic``, ``gemini``, ``openrouter``, ``ollama``, …) uses that provider with its
+    own key variable and base URL; a profile of that name wins. ``None``: the active
+    profile. The model may itself contain ``:`` (``"ollama:llama3.2:3b"``).
+
+    (Not ``llmnb.client(...)``: ``llmnb.client`` is the package of this module.)
+
+    Example::
+
+        llm = llmnb.connect("openai:gpt-4o-mini")     # with only OPENAI_API_KEY set
+        llm.complete("hi").content
+    """
+    if target is None:
+        return create_llm_client_from_profile(agent=agent, step=step)
+    if not isinstance(target, str) or not target.partition(":")[0].strip():
+        raise errors.InvalidOptionError(
+            f"connect({target!r}): give 'PROFILE', 'PROFILE:MODEL' or 'PROVIDER:MODEL', "
+            "e.g. connect('openai:gpt-4o-mini')."
+        )
+    name, sep, model = target.strip().partition(":")
+    if sep and not model.strip():
+        raise errors.InvalidOptionError(
+            f"connect({target!r}): the model after ':' is empty; e.g. connect('{name}:gpt-4o')."
+        )
+    return create_llm_client_from_profile(
+        model.strip() or None, agent, profile=name.strip(), step=step
     )

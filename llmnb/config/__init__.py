@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -92,6 +92,7 @@ __all__ = [
     "resolve_headers",
     "resolve_secrets",
     "save_default_provider",
+    "set_adhoc_profiles",
     "set_session_params",
     "set_session_provider",
     "state_path",
@@ -135,18 +136,49 @@ def _agent_var(agent: str, suffix: str) -> str:
     return f"LLM_{re.sub(r'[^A-Za-z0-9]', '_', agent).upper()}_{suffix}"
 
 
+class AdhocProfiles(Protocol):
+    """Profiles that need no settings entry (``openai``, ``anthropic:claude-haiku-4-5``).
+
+    The client layer supplies them (:mod:`llmnb.client.adhoc`): which names are provider
+    types is known to the providers, which sit above this package.
+    """
+
+    def profile(self, name: str, settings: Settings) -> dict[str, Any] | None:
+        """The settings of the profile ``name`` stands for, or None if it is no such name."""
+
+    def names(self) -> list[str]:
+        """The names it accepts without a model (for near matches in errors)."""
+
+
+_adhoc: AdhocProfiles | None = None
+
+
+def set_adhoc_profiles(source: AdhocProfiles | None) -> None:
+    """Let names that are no profile of the settings resolve through ``source``; a profile
+    of the same name always wins. The client layer installs its source when it loads."""
+    global _adhoc
+    _adhoc = source
+
+
 def _lookup(settings: Settings, name: str, origin: str | None = None) -> Profile:
     cfg = settings.llm.providers.get(name)
     if cfg is not None:
         data = cfg.model_dump(exclude_unset=True, exclude_none=True, context={"secrets": "reveal"})
         return Profile({"name": name, **_unwrap_secrets(data)})
+    if _adhoc is not None and (found := _adhoc.profile(name, settings)) is not None:
+        return Profile({"name": name, **found})
     names = settings.profile_names()
-    near = suggest(name, names)
+    types = _adhoc.names() if _adhoc is not None else []
+    near = suggest(name.partition(":")[0], [*names, *types])
     parts = [f"No profile named {name!r}" + (f" (from {origin})" if origin else "")]
     parts[0] += f" in {settings.source}."
     if near:
         parts.append(f"Did you mean {near!r}?")
     parts.append(f"Profiles: {', '.join(sorted(names)) or 'none'}.")
+    if types:
+        parts.append(
+            f"Provider types usable without a profile (TYPE or TYPE:MODEL): {', '.join(types)}."
+        )
     where = settings.source if settings.path else "config/settings.yaml (create it)"
     fix = f"fix {origin}, or " if origin else ""
     parts.append(f"To fix: {fix}use one of those, or add {name!r} under llm.providers in {where}.")
@@ -256,8 +288,8 @@ def get_llm_params(agent_name: str | None, step_name: str | None = None) -> dict
     settings = load_settings()
     params = dict(settings.llm.params)
     active = _active(settings, agent_name)
-    if active is not None:
-        cfg = settings.llm.providers[active[0]]
+    cfg = settings.llm.providers.get(active[0]) if active is not None else None
+    if cfg is not None:  # an ad-hoc profile (a provider type) has no parameters of its own
         fields = ("temperature", "max_tokens")
         params.update({k: getattr(cfg, k) for k in fields if getattr(cfg, k) is not None})
         params.update(cfg.params)

@@ -187,7 +187,11 @@ def require_api_key(profile_name: str, profile: Mapping[str, Any], default_env: 
             f"(`%env {variables[0]}=...`)."
         )
     pool = f" (or {variables[1]}=k1,k2 for a key pool)" if len(variables) > 1 else ""
+    if profile_name in settings.llm.providers:
+        other = f"put `api_key:` under {where}"
+    else:  # a provider type used by name: there is no profile to put a key in
+        other = f"add a profile with `api_key:` under llm.providers in {settings.source}"
     raise MissingAPIKeyError(
         f"No API key for profile {profile_name!r}: set {variables[0]}{pool} in {env_file} or "
-        f"in the environment (`%env {variables[0]}=...`), or put `api_key:` under {where}."
+        f"in the environment (`%env {variables[0]}=...`), or {other}."
     )

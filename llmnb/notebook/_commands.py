@@ -63,6 +63,9 @@ def cmd_help(magics: LLMMagics, rest: str) -> None:
 
 def cmd_use(magics: LLMMagics, rest: str) -> None:
     from llmnb import config
+    from llmnb.client import adhoc
+
+    adhoc.install()  # `%llm use openai:gpt-4o-mini` needs no profile
 
     args = rest.split()
     if args == ["--clear"]:
