@@ -18,13 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Variables a developer's shell may carry that would change what a test resolves.
 _ENV_PREFIXES = ("LLM_", "LLMNB_")
-_ENV_SUFFIXES = ("_API_KEY", "_API_KEYS")
+_ENV_SUFFIXES = ("_API_KEY", "_API_KEYS", "_BASE_URL")
+# The SDKs' conventions llmnb honours (llmnb/providers/_env.py, openai_compat, azure).
+_ENV_NAMES = ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(_ENV_PREFIXES) or name.endswith(_ENV_SUFFIXES):
+        if name.startswith(_ENV_PREFIXES) or name.endswith(_ENV_SUFFIXES) or name in _ENV_NAMES:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     config.set_session_provider(None)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from llmnb import errors
 from llmnb._http import SSEEvent, scrub
+from llmnb.providers._env import resolve_base_url
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
 from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
 
@@ -138,6 +139,10 @@ class AnthropicProvider(HTTPProvider):
         super().__init__(profile_name, profile, model)
         # id(request) -> the usage fields its stream has reported so far.
         self._stream_usage: dict[int, dict[str, Any]] = {}
+    @property
+    def base_url(self) -> str | None:
+        # As the anthropic SDK: ANTHROPIC_BASE_URL when the profile names no base_url.
+        return resolve_base_url(self.profile, "ANTHROPIC_BASE_URL", "", self.default_base_url)
 
     # --- request --------------------------------------------------------------------
     def _url(self) -> str:

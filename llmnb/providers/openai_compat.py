@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
+from llmnb.providers._env import resolve_base_url
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
 from llmnb.types import Chunk, Completion, Message, Request, Role, Secret, Usage
 
@@ -102,6 +103,15 @@ class OpenAICompatibleProvider(HTTPProvider):
     stream_usage_option: ClassVar[bool] = True
     # Whether `developer` messages go as they are (OpenAI) or as `system` (everyone else).
     developer_role: ClassVar[bool] = False
+    # The official SDK's base-URL variable (and the path it adds to it), if it has one.
+    base_url_env: ClassVar[str | None] = None
+    base_url_env_suffix: ClassVar[str] = ""
+
+    @property
+    def base_url(self) -> str | None:
+        return resolve_base_url(
+            self.profile, self.base_url_env, self.base_url_env_suffix, self.default_base_url
+        )
 
     def _require_base_url(self) -> str:
         url = self.base_url
@@ -262,6 +272,21 @@ class OpenAIProvider(OpenAICompatibleProvider):
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     developer_role: ClassVar[bool] = True
+    base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
+
+    def build(self, request: Request) -> HTTPCall:
+        # As the openai SDK: OPENAI_ORG_ID / OPENAI_PROJECT_ID when the profile names none.
+        # Only this type reads them: another vendor must not learn the OpenAI org.
+        from llmnb import config
+
+        call = super().build(request)
+        org = self.profile.get("organization") or config.get_env("OPENAI_ORG_ID")
+        project = config.get_env("OPENAI_PROJECT_ID")
+        if org and org.strip():
+            call.headers["openai-organization"] = org.strip()
+        if project and project.strip():
+            call.headers["openai-project"] = project.strip()
+        return call
 
 
 class OpenRouterProvider(OpenAICompatibleProvider):
@@ -290,8 +315,10 @@ def _preset(
     base_url: str | None,
     key_env: str | None,
     needs_key: bool = True,
+    url_env: tuple[str, str] | None = None,
     **capabilities: Any,
 ) -> type:
+    env, suffix = url_env or (None, "")
     return type(
         f"{name.title().replace('_', '')}Provider",
         (OpenAICompatibleProvider,),
@@ -301,6 +328,8 @@ def _preset(
             "key_env_var": key_env,
             "needs_key": needs_key,
             **capabilities,
+            "base_url_env": env,
+            "base_url_env_suffix": suffix,
             "__doc__": f"OpenAI-compatible preset for {name} ({base_url}).",
         },
     )
@@ -311,7 +340,13 @@ PRESETS: dict[str, type[OpenAICompatibleProvider]] = {
     "openai_compatible": OpenAICompatibleProvider,
     "openai": OpenAIProvider,
     "openrouter": OpenRouterProvider,
-    "groq": _preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    # groq's SDK: GROQ_BASE_URL is the host (https://api.groq.com), paths add /openai/v1.
+    "groq": _preset(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        url_env=("GROQ_BASE_URL", "/openai/v1"),
+    ),
     "together": _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "deepseek": _preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
     "mistral": _preset(
