@@ -139,6 +139,7 @@ class AnthropicProvider(HTTPProvider):
         super().__init__(profile_name, profile, model)
         # id(request) -> the usage fields its stream has reported so far.
         self._stream_usage: dict[int, dict[str, Any]] = {}
+
     @property
     def base_url(self) -> str | None:
         # As the anthropic SDK: ANTHROPIC_BASE_URL when the profile names no base_url.
