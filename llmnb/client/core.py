@@ -408,24 +408,8 @@ class _Core:
             # Tokens already streamed are billed by the provider: count what arrived.
             assert state is not None
             partial = state.completion(call.request)
-            u = partial.usage
-            rec = self.tracker.record(
-                u.prompt_tokens,
-                u.completion_tokens,
-                cached_tokens=u.cached_tokens,
-                reasoning_tokens=u.reasoning_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                cache_write_1h_tokens=u.cache_write_1h_tokens,
-                cost_usd=u.cost_usd,
-                estimated=u.estimated,
-                pricing=self.provider.profile.get("pricing"),
-                base_url=self.provider.base_url,
-                latency_s=latency,
-                ttft_s=ttft,
-                status=status,
-                error=None if cancelled else scrub(str(exc)),
-                **fields,
-            )
+            error = None if cancelled else scrub(str(exc))
+            rec = self._billed_row(partial.usage, latency, ttft, status, error, fields)
         elif isinstance(exc, errors.ReplayMissError):
             # Nothing was sent: like a refusal, the row costs 0.
             rec = self.tracker.record_unknown(
@@ -439,22 +423,7 @@ class _Core:
         elif isinstance(getattr(exc, "usage", None), Usage):
             # An error event that says what was billed (OpenRouter's mid-stream errors).
             u = exc.usage  # type: ignore[attr-defined]
-            rec = self.tracker.record(
-                u.prompt_tokens,
-                u.completion_tokens,
-                cached_tokens=u.cached_tokens,
-                reasoning_tokens=u.reasoning_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                cache_write_1h_tokens=u.cache_write_1h_tokens,
-                cost_usd=u.cost_usd,
-                pricing=self.provider.profile.get("pricing"),
-                base_url=self.provider.base_url,
-                latency_s=latency,
-                ttft_s=ttft,
-                status=status,
-                error=str(exc),
-                **fields,
-            )
+            rec = self._billed_row(u, latency, ttft, status, str(exc), fields)
         else:
             rec = self.tracker.record_unknown(
                 latency_s=latency,
@@ -534,6 +503,35 @@ class _Core:
                 error=error,
                 chunks=chunks,
             )
+
+    def _billed_row(
+        self,
+        u: Usage,
+        latency: float,
+        ttft: float,
+        status: str,
+        error: str | None,
+        fields: dict[str, Any],
+    ) -> Any:
+        """The row of a failed attempt whose tokens were billed (a stream cut after some
+        text, an error event that reports its usage)."""
+        return self.tracker.record(
+            u.prompt_tokens,
+            u.completion_tokens,
+            cached_tokens=u.cached_tokens,
+            reasoning_tokens=u.reasoning_tokens,
+            cache_write_tokens=u.cache_write_tokens,
+            cache_write_1h_tokens=u.cache_write_1h_tokens,
+            cost_usd=u.cost_usd,
+            estimated=u.estimated,
+            pricing=self.provider.profile.get("pricing"),
+            base_url=self.provider.base_url,
+            latency_s=latency,
+            ttft_s=ttft,
+            status=status,
+            error=error,
+            **fields,
+        )
 
     def _on_success(
         self,
