@@ -409,7 +409,7 @@ class _Core:
             assert state is not None
             partial = state.completion(call.request)
             error = None if cancelled else scrub(str(exc))
-            rec = self._billed_row(partial.usage, latency, ttft, status, error, fields)
+            rec = self._usage_row(partial.usage, latency, ttft, fields, status=status, error=error)
         elif isinstance(exc, errors.ReplayMissError):
             # Nothing was sent: like a refusal, the row costs 0.
             rec = self.tracker.record_unknown(
@@ -423,7 +423,7 @@ class _Core:
         elif isinstance(getattr(exc, "usage", None), Usage):
             # An error event that says what was billed (OpenRouter's mid-stream errors).
             u = exc.usage  # type: ignore[attr-defined]
-            rec = self._billed_row(u, latency, ttft, status, str(exc), fields)
+            rec = self._usage_row(u, latency, ttft, fields, status=status, error=str(exc))
         else:
             rec = self.tracker.record_unknown(
                 latency_s=latency,
@@ -504,17 +504,11 @@ class _Core:
                 chunks=chunks,
             )
 
-    def _billed_row(
-        self,
-        u: Usage,
-        latency: float,
-        ttft: float,
-        status: str,
-        error: str | None,
-        fields: dict[str, Any],
+    def _usage_row(
+        self, u: Usage, latency: float, ttft: float, fields: dict[str, Any], **extra: Any
     ) -> Any:
-        """The row of a failed attempt whose tokens were billed (a stream cut after some
-        text, an error event that reports its usage)."""
+        """The row of an attempt whose tokens are known: an answer, a stream cut after
+        some text, an error event that reports what was billed."""
         return self.tracker.record(
             u.prompt_tokens,
             u.completion_tokens,
@@ -528,9 +522,8 @@ class _Core:
             base_url=self.provider.base_url,
             latency_s=latency,
             ttft_s=ttft,
-            status=status,
-            error=error,
             **fields,
+            **extra,
         )
 
     def _on_success(
@@ -543,21 +536,13 @@ class _Core:
         call.latency = latency
         u = completion.usage
         replayed = isinstance(u, ReplayedUsage)
-        rec = self.tracker.record(
-            u.prompt_tokens,
-            u.completion_tokens,
-            cached_tokens=u.cached_tokens,
-            reasoning_tokens=u.reasoning_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            cache_write_1h_tokens=u.cache_write_1h_tokens,
-            cost_usd=u.cost_usd,
-            estimated=u.estimated,
-            pricing=self.provider.profile.get("pricing"),
-            base_url=self.provider.base_url,
-            latency_s=latency,
-            ttft_s=completion.ttft_s if completion.ttft_s is not None else math.nan,
+        ttft = completion.ttft_s if completion.ttft_s is not None else math.nan
+        rec = self._usage_row(
+            u,
+            latency,
+            ttft,
+            self._row_fields(call),
             cost_source="replay" if replayed else None,
-            **self._row_fields(call),
         )
         if not replayed and _replay.in_force(self._replay) is not None:
             self._record_attempt(call, rec, completion=completion, chunks=chunks)
