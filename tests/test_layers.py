@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+ROOT_PACKAGE = "llmnb"
 _MODULE_STRING = re.compile(r"llmnb(?:\.\w+)+(?::[\w\[\]]+)?")
 
 
@@ -74,10 +75,16 @@ def imports_of(name: str, path: Path, known: Iterable[str]) -> set[str]:
                 prefix = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 prefix = node.module or ""
+            # `from pkg import name` runs pkg's __init__ first, whatever the name is: an edge
+            # to pkg, and to pkg.name too when that is a module. The root package is left
+            # out: it is the facade that every import passes through, and it imports the
+            # layers only lazily, by name.
+            if prefix != ROOT_PACKAGE:
+                add(prefix)
             for alias in node.names:
-                # `from pkg import submodule` imports the submodule, not pkg's own names
                 sub = f"{prefix}.{alias.name}"
-                add(sub if sub in known else prefix)
+                if sub in known:
+                    add(sub)
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
@@ -245,6 +252,26 @@ def test_checker_sees_lazy_type_checking_and_string_imports(tmp_path: Path) -> N
     assert edges["llmnb.lazy"] == {"llmnb.high"}
     assert edges["llmnb"] == set()
     assert cycles(edges) == [["llmnb.high", "llmnb.low"]]
+
+
+def test_a_submodule_importing_a_sibling_through_its_package_is_a_circle(
+    tmp_path: Path,
+) -> None:
+    # `from llmnb.pkg import b` runs llmnb/pkg/__init__.py, which imports a: a circle.
+    pkg = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "pkg/__init__.py": "from llmnb.pkg import a\n",
+            "pkg/a.py": "from llmnb.pkg import b\n",
+            "pkg/b.py": "",
+            "pkg/c.py": "import llmnb.pkg.b as b\n",  # names the module only
+        },
+    )
+    edges = graph(pkg)
+    assert edges["llmnb.pkg.a"] == {"llmnb.pkg", "llmnb.pkg.b"}
+    assert edges["llmnb.pkg.c"] == {"llmnb.pkg.b"}
+    assert cycles(edges) == [["llmnb.pkg", "llmnb.pkg.a"]]
 
 
 @pytest.mark.parametrize(

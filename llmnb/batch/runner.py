@@ -198,7 +198,7 @@ def _check(options: dict[str, Any]) -> None:
 async def _run(items: list[MessagesLike], client: LLMClient, options: dict[str, Any]) -> Any:
     _check(options)
     if options.get("mode", "direct") == "batch_api":
-        from llmnb.batch import api as batch_api
+        import llmnb.batch.api as batch_api
 
         return await batch_api.run(items, client, options, _call_params(options))
     params = _call_params(options)

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import llmnb.client.registry as _registry
 from llmnb import config, errors
-from llmnb.client import registry as _registry
 from llmnb.client.client import LLMClient
 from llmnb.middleware.base import Clock, Middleware
 from llmnb.middleware.keypool import KeyPool

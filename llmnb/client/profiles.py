@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import llmnb.client.adhoc as adhoc
+import llmnb.client.autodetect as autodetect
 from llmnb import config, errors
-from llmnb.client import adhoc, autodetect
 from llmnb.client.client import LLMClient
 from llmnb.client.manager import SETTINGS_FAILOVER
 from llmnb.client.registry import build_provider, import_factory, lookup_type

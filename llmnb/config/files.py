@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llmnb.config import env as _env
+import llmnb.config.env as _env
 from llmnb.config.models import Settings
 from llmnb.config.schema import parse_settings
 from llmnb.errors import ConfigError

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from llmnb.config import env as _env
+import llmnb.config.env as _env
 from llmnb.config.files import get_env, load_settings
 from llmnb.config.models import display_path
 from llmnb.config.redact import is_sensitive_key

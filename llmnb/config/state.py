@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmnb.config import env as _env
+import llmnb.config.env as _env
 from llmnb.config.folders import make_folder
 from llmnb.errors import ConfigError
 

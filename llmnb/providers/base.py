@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import llmnb.providers._deadline as _deadline
 from llmnb import errors
 from llmnb._http import (
     USER_AGENT,
@@ -29,7 +30,6 @@ from llmnb._http import (
     map_http_error,
     scrub,
 )
-from llmnb.providers import _deadline
 from llmnb.types import Chunk, Completion, Request, Secret
 
 if TYPE_CHECKING:

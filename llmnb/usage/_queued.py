@@ -26,7 +26,7 @@ import warnings
 from collections import deque
 from typing import Any
 
-from llmnb.usage import _exit
+import llmnb.usage._exit as _exit
 from llmnb.usage._clean import scrub_problem
 from llmnb.usage.memory import MemoryStore, StoreStatus, UsageStoreWarning
 from llmnb.usage.record import UsageRecord

@@ -52,7 +52,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmnb.usage import _exit
+import llmnb.usage._exit as _exit
 from llmnb.usage._postgres_sql import (
     clean_params,
     create_engine,

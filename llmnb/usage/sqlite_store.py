@@ -49,7 +49,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from llmnb.usage import _exit
+import llmnb.usage._exit as _exit
 from llmnb.usage._queued import Flush, QueuedStore
 from llmnb.usage._sqlite import (
     INSERT_ONE,
