@@ -7,10 +7,10 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from llmnb._secrets import Secret, known_secrets, scrub_secrets
-from llmnb.errors import InvalidRequestError
+if TYPE_CHECKING:
+    from llmnb._secrets import Secret, known_secrets, scrub_secrets
 
 __all__ = [
     "Chunk",
@@ -91,7 +91,7 @@ def normalize_messages(messages: MessagesLike) -> tuple[Message, ...]:
         _check_message("the message", messages)
         return (messages,)
     if isinstance(messages, (Mapping, bytes, bytearray)) or not isinstance(messages, Iterable):
-        raise InvalidRequestError(
+        raise _invalid(
             f"messages={_short(messages)}: pass a prompt str, a list of "
             "{'role': ..., 'content': ...} dicts, or a list of llmnb.Message."
         )
@@ -102,7 +102,7 @@ def normalize_messages(messages: MessagesLike) -> tuple[Message, ...]:
             message = m
         elif isinstance(m, Mapping):
             if "role" not in m or "content" not in m:
-                raise InvalidRequestError(
+                raise _invalid(
                     f"message {i} needs 'role' and 'content' keys, got keys {sorted(map(str, m))}"
                 )
             content = m["content"]
@@ -110,21 +110,17 @@ def normalize_messages(messages: MessagesLike) -> tuple[Message, ...]:
                 content = ""
             name = m.get("name")
             if name is not None and not isinstance(name, str):
-                raise InvalidRequestError(f"{where}['name'] must be a str, got {_short(name)}")
+                raise _invalid(f"{where}['name'] must be a str, got {_short(name)}")
             try:
                 message = Message(m["role"], content, name)
             except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(f"{where}: {exc}") from None
+                raise _invalid(f"{where}: {exc}") from None
         else:
-            raise InvalidRequestError(
-                f"{where} must be a dict or llmnb.Message, got {type(m).__name__}"
-            )
+            raise _invalid(f"{where} must be a dict or llmnb.Message, got {type(m).__name__}")
         _check_message(where, message)
         out.append(message)
     if not out:
-        raise InvalidRequestError(
-            "messages are empty: pass a prompt string or at least one message"
-        )
+        raise _invalid("messages are empty: pass a prompt string or at least one message")
     return tuple(out)
 
 
@@ -145,7 +141,7 @@ def _check_text(where: str, text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidRequestError(
+        raise _invalid(
             f"{where} has a lone surrogate ({text[exc.start]!r} at position {exc.start}): "
             "text from a broken decode, which cannot be sent as UTF-8. Clean it first, "
             "e.g. text.encode('utf-8', 'replace').decode()."
@@ -257,3 +253,22 @@ class Completion:
 
     def __str__(self) -> str:
         return self.content
+
+
+def _invalid(message: str) -> Exception:
+    # Imported when a message is refused, so that `import llmnb` loads only this module.
+    from llmnb.errors import InvalidRequestError
+
+    return InvalidRequestError(message)
+
+
+_SECRETS = ("Secret", "known_secrets", "scrub_secrets")
+
+
+def __getattr__(name: str) -> Any:
+    # Secret lives in llmnb._secrets (below the error tree); re-exported here on first use.
+    if name in _SECRETS:
+        from llmnb import _secrets
+
+        return getattr(_secrets, name)
+    raise AttributeError(f"module 'llmnb.types' has no attribute {name!r}")

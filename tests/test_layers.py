@@ -290,3 +290,13 @@ def test_checker_reads_the_documented_order(tmp_path: Path) -> None:
     )
     assert layer_order(doc) == [["llmnb.a"], ["llmnb.b", "llmnb.c"]]
     assert layer_of("llmnb.b.x", layer_order(doc)) == 1
+
+
+def test_import_llmnb_loads_only_the_facade_and_the_value_types() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, llmnb; print(sorted(m for m in sys.modules if m.startswith('llmnb')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['llmnb', 'llmnb.types']"
