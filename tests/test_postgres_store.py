@@ -114,6 +114,12 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(pg_url: str) -> Non
     assert team["session"].astype(object).tolist()[0] == "old"
     assert team["user"].isna().tolist() == [True, False]  # the old row had no user
     assert team["user"].iloc[1] == "alice"
+    # columns added after version 1 read as their defaults in the old row
+    assert team[["kind", "round", "attachments"]].astype(object).values.tolist()[0] == [
+        "chat",
+        1,
+        0,
+    ]
     store.close()
     engine.dispose()
 

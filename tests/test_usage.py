@@ -157,6 +157,9 @@ def test_record_fills_every_column() -> None:
         tags={"run": "a"},
         pricing=OVERRIDE,
         time=1_700_000_000.0,
+        kind="embedding",
+        round=2,
+        attachments=3,
     )
     assert isinstance(rec, UsageRecord)
     assert rec._fields == COLUMNS
@@ -186,6 +189,9 @@ def test_record_fills_every_column() -> None:
         "cell": 7,
         "tags": {"run": "a"},
         "cache_write_tokens": 0,
+        "kind": "embedding",
+        "round": 2,
+        "attachments": 3,
     }
     assert t.records == [rec]
 

@@ -462,3 +462,37 @@ def test_importing_llmnb_loads_no_sqlite_and_starts_no_thread(tmp_path: Path) ->
         """,
     )
     assert out.stdout.split() == ["False", "1"], out.stderr
+
+
+def test_a_version_2_file_gains_kind_round_and_attachments_and_old_rows_read_as_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    later = ("kind", "round", "attachments")
+    cols = [c for c in UsageTracker().record(1, 1)._fields if c not in later]
+    conn = sqlite3.connect(path)  # as llmnb wrote files at schema version 2
+    conn.execute(f"CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT, {', '.join(cols)})")
+    conn.execute("INSERT INTO usage (time, session, cost_usd, cached) VALUES (1.0, 'old', 0.5, 0)")
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    old = read_usage(path)  # read-only: the file is not changed
+    assert [(r.kind, r.round, r.attachments) for r in old] == [("chat", 1, 0)]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+    store = SQLiteStore(path)
+    UsageTracker(store=store).record(3, 0, kind="embedding", round=2, attachments=4)
+    assert store.flush() is True
+    store.close()
+    back = read_usage(path)
+    first = back[0]
+    assert (first.session, first.kind, first.round, first.attachments) == ("old", "chat", 1, 0)
+    assert (back[1].kind, back[1].round, back[1].attachments) == ("embedding", 2, 4)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+    df = UsageTracker(store=SQLiteStore(path)).to_dataframe()
+    assert str(df["kind"].dtype) == "category" and str(df["round"].dtype) == "Int64"
+    assert df["attachments"].tolist() == [0, 4]

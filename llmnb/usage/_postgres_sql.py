@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from llmnb.usage._clean import INT32, clean_row, clean_text
 from llmnb.usage.postgres_schema import SQL_TEAM, TABLE, Incompatible, table
-from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
+from llmnb.usage.record import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    UsageRecord,
+    fill_later_defaults,
+)
 from llmnb.usage.team import TEAM_COLUMNS
 
 if TYPE_CHECKING:
@@ -185,6 +191,7 @@ def from_row(row: Any) -> UsageRecord:
         if values[i] is None:
             values[i] = _NAN
     values[_CACHED] = bool(values[_CACHED])
+    fill_later_defaults(values)
     return UsageRecord._make(values)
 
 

@@ -17,7 +17,13 @@ from typing import Any
 from llmnb.config.folders import make_folder
 from llmnb.usage._clean import clean_row, dumps
 from llmnb.usage.memory import UsageStoreError
-from llmnb.usage.record import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, UsageRecord
+from llmnb.usage.record import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    UsageRecord,
+    fill_later_defaults,
+)
 
 __all__ = [
     "INSERT_ONE",
@@ -37,8 +43,9 @@ __all__ = [
     "to_row",
 ]
 
-# 1: the usage table; 2: cache_write_tokens (added to a version-1 file in place).
-SCHEMA_VERSION = 2
+# 1: the usage table; 2: cache_write_tokens; 3: kind, round, attachments (each added to
+# an older file in place).
+SCHEMA_VERSION = 3
 
 _SQL_COLUMNS = ", ".join(COLUMNS)
 _ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
@@ -206,6 +213,7 @@ def from_row(row: tuple[Any, ...]) -> UsageRecord:
         if values[i] is None:
             values[i] = _NAN  # SQLite stores NaN as NULL
     values[_CACHED] = bool(values[_CACHED])
+    fill_later_defaults(values)
     tags = values[TAGS]
     if tags is not None:
         try:

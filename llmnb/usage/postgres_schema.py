@@ -9,6 +9,7 @@ alone (:class:`Incompatible`). Migrations, once released, never change.
 Version 1: the usage table (the record columns) and a time index.
 Version 2: the team columns ``user_name``, ``host``, ``notebook`` and a (user, time) index.
 Version 3: ``cache_write_tokens`` (prompt tokens written to the provider's cache).
+Version 4: ``kind`` (chat or embedding), ``round`` (tool-loop round) and ``attachments``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = [
     "table",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLE = "llmnb_usage"
 VERSION_TABLE = "llmnb_schema_version"
 #: Team column (DataFrame name) -> table column ("user" is a reserved word in SQL).
@@ -63,6 +64,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         f"CREATE INDEX IF NOT EXISTS {TABLE}_user_time ON {TABLE} (user_name, time)",
     ),
     3: (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT",),
+    4: (
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS kind TEXT",
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS round BIGINT",
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS attachments BIGINT",
+    ),
 }
 
 

@@ -34,6 +34,12 @@ cell                Int64                 notebook execution count; <NA> outside
 tags                object (dict or None) free-form labels given by the caller
 cache_write_tokens  Int64                 prompt tokens written to the provider's cache
                                           (billed at the cache-write rate)
+kind                category              ``chat`` (complete/stream/generate) or
+                                          ``embedding``
+round               Int64                 request number within one call's tool loop (1 for
+                                          the first request; each round is its own row)
+attachments         Int64                 number of attachments (images, documents, audio)
+                                          sent with the request
 =================== ===================== ==================================================
 
 ``cost_source`` tells how ``cost_usd`` was found: ``provider`` (reported by the provider,
@@ -61,6 +67,7 @@ __all__ = [
     "OBJECT_COLUMNS",
     "CodedColumn",
     "UsageRecord",
+    "fill_later_defaults",
 ]
 
 
@@ -96,6 +103,10 @@ class UsageRecord(NamedTuple):
     cell: int | None
     tags: dict[str, Any] | None
     cache_write_tokens: int | None = None
+    # Appended last, with defaults: rows built before they existed stay valid.
+    kind: str = "chat"
+    round: int = 1
+    attachments: int = 0
 
     @property
     def datetime(self) -> _dt.datetime:
@@ -118,6 +129,7 @@ CATEGORY_COLUMNS: tuple[str, ...] = (
     "step",
     "cost_source",
     "status",
+    "kind",
 )
 INT_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
@@ -128,6 +140,8 @@ INT_COLUMNS: tuple[str, ...] = (
     "attempt",
     "cell",
     "cache_write_tokens",
+    "round",
+    "attachments",
 )
 FLOAT_COLUMNS: tuple[str, ...] = ("cost_usd", "latency_s", "ttft_s")
 OBJECT_COLUMNS: tuple[str, ...] = ("error", "call_id", "key_id", "tags")
@@ -142,6 +156,18 @@ DTYPES: dict[str, str] = {
     **dict.fromkeys(OBJECT_COLUMNS, "object"),
 }
 DTYPES = {c: DTYPES[c] for c in COLUMNS}  # in column order
+
+#: What a column added after version 1 reads as in a row stored before it existed (NULL).
+LATER_DEFAULTS: dict[int, Any] = {
+    COLUMNS.index(c): v for c, v in (("kind", "chat"), ("round", 1), ("attachments", 0))
+}
+
+
+def fill_later_defaults(values: list[Any]) -> None:
+    """Set the later columns of an old row (stored as NULL) to their defaults, in place."""
+    for i, default in LATER_DEFAULTS.items():
+        if values[i] is None:
+            values[i] = default
 
 
 class CodedColumn(NamedTuple):

@@ -92,6 +92,9 @@ RECORD_FIELDS: tuple[str, ...] = (
     "time",
     "cache_write_tokens",
     "cache_write_1h_tokens",
+    "kind",
+    "round",
+    "attachments",
 )
 _UNKNOWN_TOKEN_FIELDS = tuple(
     f
@@ -179,6 +182,9 @@ class UsageTracker:
         time: float | _dt.datetime | None = None,
         cache_write_tokens: int | None = 0,
         cache_write_1h_tokens: int = 0,
+        kind: str = "chat",
+        round: int = 1,
+        attachments: int = 0,
         **unknown: Any,
     ) -> UsageRecord:
         """Record one attempt and return its row; the cost is worked out here.
@@ -188,6 +194,8 @@ class UsageTracker:
         (``"price_table"``, or ``"estimate"`` if ``estimated``); else NaN (``"unknown"``).
         ``cost_source`` given by the caller replaces the label. ``time`` is UTC epoch
         seconds or a datetime (naive means UTC); ``key_id`` must be a fingerprint, never a key.
+        ``kind`` is ``"chat"`` or ``"embedding"``; ``round`` numbers the requests of one
+        call's tool loop; ``attachments`` counts the parts other than text sent.
         """
         if unknown:
             raise _unknown_fields("record", unknown, RECORD_FIELDS)
@@ -282,6 +290,9 @@ class UsageTracker:
                 cell,
                 None if tags is None else _tags(tags),
                 cache_write_tokens,
+                kind,
+                round,
+                attachments,
             ),
         )
         buffer = self._buffer
