@@ -23,11 +23,16 @@ from llmnb.types import Completion, Message, Role, Usage
 __version__ = "0.1.0"
 
 __all__ = [
+    "Audio",
     "Completion",
+    "Document",
+    "Image",
     "LLMClient",
     "LLMManager",
     "Message",
     "Role",
+    "Text",
+    "ToolCall",
     "Usage",
     "__version__",
     "config",
@@ -56,6 +61,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LLMManager": ("llmnb.client.manager", "LLMManager"),
     "get_llm_manager": ("llmnb.client.manager", "get_llm_manager"),
     "middleware": ("llmnb.middleware", None),
+    "Text": ("llmnb.parts", "Text"),
+    "Image": ("llmnb.parts", "Image"),
+    "Document": ("llmnb.parts", "Document"),
+    "Audio": ("llmnb.parts", "Audio"),
+    "ToolCall": ("llmnb.parts", "ToolCall"),
 }
 
 if TYPE_CHECKING:
@@ -64,6 +74,7 @@ if TYPE_CHECKING:
     from llmnb.client.manager import LLMManager, get_llm_manager
     from llmnb.client.profiles import connect, create_llm_client_from_profile
     from llmnb.client.registry import list_providers, register_provider
+    from llmnb.parts import Audio, Document, Image, Text, ToolCall
 
 
 def __getattr__(name: str) -> Any:

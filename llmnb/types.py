@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     from llmnb._secrets import Secret, known_secrets, scrub_secrets
+    from llmnb.parts import Part, ToolCall
 
 __all__ = [
     "Chunk",
@@ -47,25 +48,67 @@ class Role(str, enum.Enum):
         return self is Role.SYSTEM or self is Role.DEVELOPER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Message:
-    """One chat message. ``Message("user", "hi")`` or ``Message(Role.USER, "hi")``."""
+    """One chat message. ``Message("user", "hi")`` or ``Message(Role.USER, "hi")``.
+
+    ``content`` may also be a list of parts (``llmnb.Text``, ``llmnb.Image``,
+    ``llmnb.Document``, ``llmnb.Audio``, strings, or OpenAI/Anthropic-style dicts): they
+    are kept in order on ``parts`` and ``content`` is their text. An assistant message may
+    carry the ``tool_calls`` it made; a ``tool`` message answers one by ``tool_call_id``.
+    """
 
     role: Role
     content: str
-    name: str | None = None
+    name: str | None
+    parts: tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_id: str | None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.role, Role):
+    def __init__(
+        self,
+        role: Role | str,
+        content: str | Sequence[Any],
+        name: str | None = None,
+        *,
+        tool_calls: Sequence[ToolCall] = (),
+        tool_call_id: str | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        if not isinstance(role, Role):
             try:
-                object.__setattr__(self, "role", Role(str(self.role).lower()))
+                role = Role(str(role).lower())
             except ValueError:
                 roles = ", ".join(r.value for r in Role)
-                raise ValueError(
-                    f"unknown message role {self.role!r}; use one of: {roles}"
-                ) from None
-        if not isinstance(self.content, str):
-            raise TypeError(f"message content must be a str, got {type(self.content).__name__}")
+                raise ValueError(f"unknown message role {role!r}; use one of: {roles}") from None
+        parts: tuple[Part, ...] = ()
+        if not isinstance(content, str):
+            if isinstance(content, (bytes, bytearray, Mapping)) or not isinstance(
+                content, Sequence
+            ):
+                raise TypeError(
+                    "message content must be a str or a list of parts, got "
+                    f"{type(content).__name__}"
+                )
+            from llmnb.parts import text_of, to_parts
+
+            parts = to_parts(content)
+            content = text_of(parts)
+        setattr_(self, "role", role)
+        setattr_(self, "content", content)
+        setattr_(self, "name", name)
+        setattr_(self, "parts", parts)
+        setattr_(self, "tool_calls", tuple(tool_calls))
+        setattr_(self, "tool_call_id", tool_call_id)
+
+    @property
+    def has_attachments(self) -> bool:
+        """True when a part other than text is in the message."""
+        if not self.parts:
+            return False
+        from llmnb.parts import Text
+
+        return any(not isinstance(p, Text) for p in self.parts)
 
     def to_dict(self) -> dict[str, str]:
         d = {"role": self.role.value, "content": self.content}
@@ -221,6 +264,8 @@ class Chunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    # Tool calls completed in this chunk (arguments assembled from the deltas).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(slots=True)
@@ -250,6 +295,8 @@ class Completion:
     parsed: Any = None
     # The HTTP response headers (rate-limit state), when the provider speaks HTTP.
     headers: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+    # The tool calls the model asked for (with results once llmnb ran them).
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.content
