@@ -16,6 +16,7 @@ from typing import Any
 from llmnb.testing._answers import ChatAnswer, plan_reply
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire
 from llmnb.testing._batch_wire import batch_routes
+from llmnb.testing._embeddings_wire import EmbeddingsWire
 from llmnb.testing._faults import ErrorInfo, Fault
 from llmnb.testing._gemini_wire import GeminiWire
 from llmnb.testing._http11 import (
@@ -129,6 +130,16 @@ class FakeLLMServer:
             _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
+        # Embeddings (OpenAI /embeddings, Gemini :batchEmbedContents): the same faults.
+        self.embeddings = EmbeddingsWire(self._next_fault)
+        self._routes += [
+            _Route("POST", re.compile(r"(?:/v1)?/embeddings/?"), self.embeddings.openai),
+            _Route(
+                "POST",
+                re.compile(r"/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):batchEmbedContents"),
+                self.embeddings.gemini,
+            ),
+        ]
 
     # -- lifecycle -------------------------------------------------------------------
 
