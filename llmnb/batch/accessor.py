@@ -92,6 +92,14 @@ class LLMFrameAccessor:
         ``dry_run=True`` returns a :class:`~llmnb.batch.DryRun` instead."""
         return _complete(self._df, self.render(template, system), out, options)
 
+    def embed(self, column: str, *, out: str = "embedding", **options: Any) -> Any:
+        """Embed the text of ``column``: a copy of the frame with ``<out>`` (a float32
+        vector per row, None where it failed) and ``<out>_error``. Options: profile,
+        model, client, dimensions, batch_size, concurrency, cache, tags, progress, errors."""
+        from llmnb.batch.embed import embed_frame
+
+        return embed_frame(self._df, column, out, options)
+
 
 class LLMSeriesAccessor:
     """``s.llm``: a Series of text, each value filled into ``{}`` (or ``{value}``)."""

@@ -32,8 +32,10 @@ from llmnb.types import Completion, Embeddings, Message, Role, Usage
 if TYPE_CHECKING:
     import numpy as np
 
-    from llmnb.client.client import LLMClient
     from llmnb.middleware.base import Call
+
+# An LLMClient: client.py imports this module, so this one cannot import it back.
+LLMClient = Any
 
 __all__ = ["DEFAULT_CONCURRENCY", "aembed", "embed"]
 
@@ -178,7 +180,7 @@ def _next_client(client: LLMClient, call: Call, exc: Exception) -> LLMClient | N
     nxt = client._fallback(call, exc)
     if nxt is None or not nxt.provider.supports_embeddings:
         return None
-    return nxt  # type: ignore[return-value]  # failover sources give LLMClients
+    return nxt
 
 
 def _run(client: LLMClient, call: Call) -> Completion:
@@ -188,7 +190,8 @@ def _run(client: LLMClient, call: Call) -> Completion:
                 completion = client._before_call(call)
                 if completion is None:
                     completion = _attempts(client, call)
-                return client._after_call(call, completion)
+                done: Completion = client._after_call(call, completion)
+                return done
             except BaseException as exc:
                 client._call_failed(call, exc)
                 raise
@@ -215,7 +218,8 @@ def _attempts(client: LLMClient, call: Call) -> Completion:
                 raise
             client.retry.sleep(delay)
             continue
-        return client._on_success(completion, call, perf() - t0)
+        ok: Completion = client._on_success(completion, call, perf() - t0)
+        return ok
 
 
 async def _arun(client: LLMClient, call: Call) -> Completion:
@@ -225,7 +229,8 @@ async def _arun(client: LLMClient, call: Call) -> Completion:
                 completion = client._before_call(call)
                 if completion is None:
                     completion = await _aattempts(client, call)
-                return client._after_call(call, completion)
+                done: Completion = client._after_call(call, completion)
+                return done
             except BaseException as exc:
                 client._call_failed(call, exc)
                 raise
@@ -252,7 +257,8 @@ async def _aattempts(client: LLMClient, call: Call) -> Completion:
                 raise
             await client.retry.asleep(delay)
             continue
-        return client._on_success(completion, call, perf() - t0)
+        ok: Completion = client._on_success(completion, call, perf() - t0)
+        return ok
 
 
 def embed(client: LLMClient, texts: Any, **options: Any) -> Embeddings:
