@@ -37,6 +37,8 @@ __all__ = [
     "get_llm_manager",
     "list_providers",
     "middleware",
+    "models",
+    "Embeddings",
     "register_provider",
     "testing",
     "usage",
@@ -56,6 +58,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LLMManager": ("llmnb.client.manager", "LLMManager"),
     "get_llm_manager": ("llmnb.client.manager", "get_llm_manager"),
     "middleware": ("llmnb.middleware", None),
+    "models": ("llmnb.client.models", "models"),
+    "Embeddings": ("llmnb.types", "Embeddings"),
 }
 
 if TYPE_CHECKING:
