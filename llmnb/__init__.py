@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Completion",
+    "Embeddings",
     "LLMClient",
     "LLMManager",
     "Message",
@@ -38,7 +39,6 @@ __all__ = [
     "list_providers",
     "middleware",
     "models",
-    "Embeddings",
     "register_provider",
     "testing",
     "usage",

@@ -120,8 +120,10 @@ def models(profile_or_provider: str | None = None, *, refresh: bool = False) -> 
     for name in _profiles(profile_or_provider):
         note = None
         kind = str(config.get_profile(name).get("type") or "")
+        client = None
         try:
-            provider = create_llm_client_from_profile(profile=name).provider
+            client = create_llm_client_from_profile(profile=name)
+            provider = client.provider
             kind = provider.type_name
             slot = (name, kind, provider.base_url)
             if refresh or slot not in _listed:
@@ -132,6 +134,9 @@ def models(profile_or_provider: str | None = None, *, refresh: bool = False) -> 
             warnings.warn(f"llmnb.models(): profile {name!r}: {note}", stacklevel=2)
             rows.append({"profile": name, "provider": kind, "model": None, "note": note})
             continue
+        finally:
+            if client is not None:
+                client.close()  # its connection pool, now: this client is not kept
         for model, window in listed:
             price = price_for(model, kind, provider.base_url, provider.profile.get("pricing"))
             rows.append(

@@ -23,7 +23,7 @@ from llmnb.testing._http11 import Responder
 from llmnb.testing._openai_wire import openai_error
 from llmnb.testing._wire import RecordedRequest, count_tokens
 
-__all__ = ["EmbeddingsWire"]
+__all__ = ["EmbeddingsWire", "gemini_models"]
 
 DEFAULT_DIMENSIONS = 8
 
@@ -119,3 +119,13 @@ class EmbeddingsWire:
             size = int(one.get("outputDimensionality") or DEFAULT_DIMENSIONS)
             out.append({"values": fake_vector(text, size)})
         return {"embeddings": out}
+
+
+def gemini_models(models: list[str]) -> dict[str, Any]:
+    """``GET /v1beta/models``: Gemini's listing shape (``models/…`` names, token limits)."""
+    return {
+        "models": [
+            {"name": f"models/{m}", "inputTokenLimit": 1048576, "outputTokenLimit": 65536}
+            for m in models
+        ]
+    }
