@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 import llmnb
 from llmnb import errors
-from llmnb.middleware import RetryPolicy, budget
+from llmnb.middleware import ManualClock, RetryPolicy, budget
 from llmnb.testing import FakeLLMServer, Fault
 from llmnb.usage import UsageTracker
 
@@ -147,8 +149,12 @@ def test_mock_vectors_are_deterministic_offline(make, server):
 def test_batches_follow_batch_size_and_the_provider_limit(make, server, tracker):
     client = make()
     texts = [f"t{i}" for i in range(5)]
-    e = client.embed(texts, batch_size=2)
-    assert [len(r.json["input"]) for r in embed_requests(server)] == [2, 2, 1]
+    e = client.embed(texts, batch_size=2, concurrency=1)
+    assert [r.json["input"] for r in embed_requests(server)] == [["t0", "t1"], ["t2", "t3"], ["t4"]]
+    server.reset()
+    again = client.embed(texts, batch_size=2)  # concurrent: any order on the wire, same rows
+    assert sorted(len(r.json["input"]) for r in embed_requests(server)) == [1, 2, 2]
+    np.testing.assert_array_equal(again.vectors, e.vectors)
     assert e.vectors.shape[0] == 5 and e.requests == 3
     np.testing.assert_array_equal(e.vectors[4], client.embed("t4").vectors[0])
     server.reset()
@@ -317,3 +323,81 @@ def test_dataframe_embed_costs_sum_up(make, server):
     assert out.attrs["llm"]["requests"] == 1
     assert out.attrs["llm"]["cost_usd"] == pytest.approx(2 * 0.02 / 1e6)
     assert not math.isnan(out.attrs["llm"]["cost_usd"])
+
+
+# --- a real answer, a rate limit, failover ---------------------------------------------
+RECORDED = Path(__file__).parent / "embedding_recordings" / "openai_documents_base64.json"
+
+
+def test_a_recorded_openai_answer_in_base64_parses(make):
+    """OpenAI's SDKs ask for base64 and some servers always send it: a real answer."""
+    import httpx
+
+    recorded = json.loads(RECORDED.read_text())
+    client = make()
+    seen: list[Any] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=recorded["response"])
+
+    client.provider.transport = httpx.MockTransport(answer)
+    e = client.embed(recorded["request"]["input"])
+    assert seen[0]["input"] == ["hello", "world"]
+    assert e.vectors.shape == (2, 1536) and e.usage.prompt_tokens == 2
+    # text-embedding-3 vectors are unit length: the bytes were read as float32 LE.
+    np.testing.assert_allclose(np.linalg.norm(e.vectors, axis=1), 1.0, rtol=1e-3)
+    assert e.cost_usd == pytest.approx(2 * 0.02 / 1e6)
+
+
+def test_a_broken_base64_vector_is_a_typed_error(make, server):
+    client = make(max_retries=0)
+    server.script(Fault.json(200, {"data": [{"index": 0, "embedding": "%%%not-base64"}]}))
+    with pytest.raises(errors.ResponseFormatError):
+        client.embed(["a"])
+
+
+def test_the_rate_limiter_spaces_embedding_requests(server, write_settings, monkeypatch):
+    monkeypatch.setenv("EMBED_KEY", KEY)
+    prof = {
+        "type": "openai",
+        "model": "text-embedding-3-small",
+        "base_url": server.base_url,
+        "api_key_env": "EMBED_KEY",
+        "rate_limits": {"requests_per_minute": 2},
+    }
+    write_settings({"llm": {"active_provider": "p", "providers": {"p": prof}}})
+    clock = ManualClock()
+    client = llmnb.LLMManager.from_settings(clock=clock).get_client()
+    client.embed(["a", "b", "c"], batch_size=1, concurrency=1)
+    assert len(embed_requests(server)) == 3
+    assert clock.slept >= 29  # the third request waited for the minute's window
+
+
+def test_failover_moves_an_embedding_call_to_the_next_profile(
+    server, write_settings, monkeypatch, tracker
+):
+    monkeypatch.setenv("EMBED_KEY", KEY)
+    first = {
+        "type": "openai_compatible",
+        "model": "emb",
+        "base_url": server.base_url,
+        "max_retries": 0,
+    }
+    second = {"type": "mock", "model": "mock-embed"}
+    write_settings(
+        {
+            "llm": {
+                "active_provider": "a",
+                "fallbacks": ["b"],
+                "providers": {"a": first, "b": second},
+            }
+        }
+    )
+    client = llmnb.create_llm_client_from_profile()
+    server.script(Fault.status(503))
+    e = client.embed(["x"])
+    assert len(embed_requests(server)) == 1
+    assert e.profile == "b" and len(e) == 1
+    df = rows(tracker)
+    assert list(df["profile"]) == ["a", "b"] and set(df["kind"]) == {"embedding"}

@@ -87,6 +87,21 @@ def _reasoning(message: Mapping[str, Any]) -> str:
     return r if isinstance(r, str) else ""
 
 
+def _vector(value: Any) -> Any:
+    """An embedding as sent: a list of floats, or (``encoding_format: base64``, the
+    official SDKs' default and what some servers always send) little-endian float32s."""
+    if not isinstance(value, str):
+        return value
+    import array
+    import base64
+    import sys
+
+    floats = array.array("f", base64.b64decode(value, validate=True))
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
+
+
 class OpenAICompatibleProvider(HTTPProvider):
     """Any server with an OpenAI-style ``/chat/completions`` (vLLM, Volcano, LM Studio ...)."""
 
@@ -232,7 +247,7 @@ class OpenAICompatibleProvider(HTTPProvider):
             # No usage (some local servers): estimated, and marked so.
             usage=usage
             or Usage(sum(estimate_tokens(m.content) for m in request.messages), 0, estimated=True),
-            parsed=[item["embedding"] for item in items],
+            parsed=[_vector(item["embedding"]) for item in items],
         )
 
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
