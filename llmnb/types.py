@@ -263,7 +263,9 @@ class Embeddings:
     ``vectors`` is a 2-D ``numpy.float32`` array (``len(texts)`` × dimensions);
     ``usage.prompt_tokens`` sums the requests' tokens (``usage.estimated`` when a
     provider reported none); ``cost_usd`` is their cost, ``cost_source`` where it came
-    from (``price_table``, ``estimate``, ``cache``, ``unknown`` or ``mixed``).
+    from (``price_table``, ``estimate``, ``cache``, ``unknown``, ``mixed`` over batches
+    that differ, ``not_sent`` for no texts); ``requests`` counts the batches sent or
+    answered, ``cached`` those the response cache answered.
     """
 
     vectors: Any  # numpy.ndarray; typed loosely so that importing llmnb loads no numpy

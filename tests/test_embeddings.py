@@ -245,6 +245,8 @@ def test_bad_input_is_refused_before_anything_is_sent(make, server, tracker):
     client = make()
     with pytest.raises(errors.InvalidRequestError, match="item 1 is int"):
         client.embed(["ok", 3])
+    with pytest.raises(errors.InvalidRequestError, match="item 2 has a lone surrogate"):
+        client.embed(["ok", "fine", "bad \ud800"], batch_size=1)
     with pytest.raises(errors.InvalidRequestError, match="got bytes"):
         client.embed(b"raw")
     with pytest.raises(errors.InvalidOptionError, match="dimensions=0"):
@@ -253,6 +255,7 @@ def test_bad_input_is_refused_before_anything_is_sent(make, server, tracker):
         client.embed(["a"], temperature=0.2)
     empty = client.embed([])
     assert len(empty) == 0 and empty.vectors.ndim == 2 and empty.cost_usd == 0
+    assert empty.cost_source == "not_sent" and len(tracker.records) == 0
     assert embed_requests(server) == []
 
 
@@ -309,6 +312,13 @@ def test_dataframe_embed_keeps_per_row_errors(make, server, tracker):
     assert out.attrs["llm"]["errors"] == 3 and out.attrs["llm"]["embedded"] == 2
     assert [r.json["input"] for r in embed_requests(server)][:2] == [["r0", "r1"], ["r3", "r4"]]
     assert set(rows(tracker)["kind"]) == {"embedding"}
+
+
+def test_series_embed(make):
+    client = make("mock", "mock-embed")
+    out = pd.Series(["a", "b"], name="t").llm.embed(client=client, out="v", progress=False)
+    assert list(out.columns) == ["t", "v", "v_error"]
+    np.testing.assert_array_equal(out["v"][1], client.embed("b").vectors[0])
 
 
 def test_dataframe_embed_names_a_missing_column(make):

@@ -131,6 +131,13 @@ class LLMSeriesAccessor:
         frame = self._s.to_frame(name=self._s.name if self._s.name is not None else "input")
         return _complete(frame, self.render(template, system), out, options)
 
+    def embed(self, *, out: str = "embedding", **options: Any) -> Any:
+        """Embed each value; a DataFrame with the values, ``<out>`` and ``<out>_error``."""
+        from llmnb.batch.embed import embed_frame
+
+        name = self._s.name if self._s.name is not None else "input"
+        return embed_frame(self._s.to_frame(name=name), name, out, options)
+
 
 def _complete(df: pd.DataFrame, prompts: list[Any], out: str, options: dict[str, Any]) -> Any:
     import pandas as pd

@@ -25,7 +25,7 @@ __all__ = ["embed_frame"]
 _OPTIONS = ("client", "profile", "model", "concurrency", "batch_size", "dimensions")
 
 
-def embed_frame(df: pd.DataFrame, column: str, out: str, options: dict[str, Any]) -> Any:
+def embed_frame(df: pd.DataFrame, column: Any, out: str, options: dict[str, Any]) -> Any:
     """A copy of ``df`` with ``<out>`` (float32 vectors, None where failed) and
     ``<out>_error``; ``attrs["llm"]`` sums up rows, errors, cached requests and cost."""
     import pandas as pd

@@ -59,6 +59,15 @@ def _texts(texts: Any) -> list[str]:
                 f"embed(texts=...): item {i} is {type(text).__name__} ({text!r:.40}), not str; "
                 "convert it (str(x)) or drop it (missing values: s.dropna())."
             )
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise errors.InvalidRequestError(
+                    f"embed(texts=...): item {i} has a lone surrogate at position {exc.start} "
+                    "(text from a broken decode); clean it, e.g. "
+                    "text.encode('utf-8', 'replace').decode()."
+                ) from None
     return out
 
 
@@ -301,7 +310,9 @@ def _combine(
     if not parts:
         dims = options.get("dimensions") or 0
         model = options.get("model") or client.model
-        return Embeddings(np.zeros((0, dims), dtype=np.float32), str(model), Usage(), 0.0, "none")
+        # Nothing to embed, nothing sent.
+        empty = np.zeros((0, dims), dtype=np.float32)
+        return Embeddings(empty, str(model), Usage(), 0.0, "not_sent")
     arrays = [_vectors(p) for p in parts]
     if len({a.shape[1] for a in arrays}) != 1:
         raise errors.ResponseFormatError(
