@@ -411,3 +411,17 @@ def test_failover_moves_an_embedding_call_to_the_next_profile(
     assert e.profile == "b" and len(e) == 1
     df = rows(tracker)
     assert list(df["profile"]) == ["a", "b"] and set(df["kind"]) == {"embedding"}
+
+
+def test_recording_a_cassette_leaves_embeddings_out_of_it(make, server, tmp_path):
+    tape = tmp_path / "tape.jsonl"
+    client = make()
+    llmnb.replay.use("record", tape)
+    try:
+        client.complete("hello")
+        e = client.embed(["a", "b"])
+    finally:
+        llmnb.replay.reset()
+    assert len(e) == 2
+    lines = [json.loads(x) for x in tape.read_text().splitlines() if x.strip()]
+    assert lines and all("llmnb_embedding" not in json.dumps(x) for x in lines)

@@ -494,6 +494,8 @@ class _Core:
         chunks: Sequence[str] | None = None,
     ) -> None:
         session = _replay.in_force(self._replay)
+        if EMBEDDING in call.request.extra:
+            return  # cassettes hold chat attempts; embeddings are not recorded (yet)
         if session is not None and session.recording and self.provider.replayable:
             record_attempt(
                 session,
