@@ -90,7 +90,8 @@ def _check_supported(client: LLMClient) -> None:
         raise errors.InvalidRequestError(
             f"profile {client.profile!r} (type {p.type_name}) cannot embed texts: use a "
             "profile of type openai, openai_compatible, openrouter, mistral, ollama, vllm, "
-            "gemini or mock for embed(), e.g. llmnb.client('openai:text-embedding-3-small').",
+            "gemini or mock for embed(), e.g. one with `type: openai` and "
+            "`model: text-embedding-3-small`.",
             provider=p.type_name,
             profile=client.profile,
             model=client.model,
