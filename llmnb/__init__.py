@@ -26,6 +26,7 @@ __all__ = [
     "Audio",
     "Completion",
     "Document",
+    "Embeddings",
     "Image",
     "LLMClient",
     "LLMManager",
@@ -42,6 +43,7 @@ __all__ = [
     "get_llm_manager",
     "list_providers",
     "middleware",
+    "models",
     "register_provider",
     "testing",
     "usage",
@@ -66,6 +68,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Document": ("llmnb.parts", "Document"),
     "Audio": ("llmnb.parts", "Audio"),
     "ToolCall": ("llmnb.parts", "ToolCall"),
+    "models": ("llmnb.client.models", "models"),
+    "Embeddings": ("llmnb.types", "Embeddings"),
 }
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Chunk",
     "Completion",
+    "Embeddings",
     "Message",
     "MessagesLike",
     "Request",
@@ -300,6 +301,45 @@ class Completion:
 
     def __str__(self) -> str:
         return self.content
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """What ``client.embed(texts)`` returns: one row of ``vectors`` per text, in order.
+
+    ``vectors`` is a 2-D ``numpy.float32`` array (``len(texts)`` × dimensions);
+    ``usage.prompt_tokens`` sums the requests' tokens (``usage.estimated`` when a
+    provider reported none); ``cost_usd`` is their cost, ``cost_source`` where it came
+    from (``price_table``, ``estimate``, ``cache``, ``unknown``, ``mixed`` over batches
+    that differ, ``not_sent`` for no texts); ``requests`` counts the batches sent or
+    answered, ``cached`` those the response cache answered.
+    """
+
+    vectors: Any  # numpy.ndarray; typed loosely so that importing llmnb loads no numpy
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = math.nan
+    cost_source: str = "unknown"
+    profile: str | None = None
+    provider: str | None = None
+    requests: int = 0
+    cached: int = 0
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def __iter__(self) -> Any:
+        return iter(self.vectors)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.vectors[index]
+
+    def __repr__(self) -> str:
+        shape = "×".join(str(n) for n in self.vectors.shape)
+        return (
+            f"Embeddings({shape} float32, model={self.model!r}, "
+            f"tokens={self.usage.prompt_tokens}, cost_usd={self.cost_usd:.6g})"
+        )
 
 
 def _invalid(message: str) -> Exception:

@@ -92,6 +92,14 @@ class LLMFrameAccessor:
         ``dry_run=True`` returns a :class:`~llmnb.batch.DryRun` instead."""
         return _complete(self._df, self.render(template, system), out, options)
 
+    def embed(self, column: str, *, out: str = "embedding", **options: Any) -> Any:
+        """Embed the text of ``column``: a copy of the frame with ``<out>`` (a float32
+        vector per row, None where it failed) and ``<out>_error``. Options: profile,
+        model, client, dimensions, batch_size, concurrency, cache, tags, progress, errors."""
+        from llmnb.batch.embed import embed_frame
+
+        return embed_frame(self._df, column, out, options)
+
 
 class LLMSeriesAccessor:
     """``s.llm``: a Series of text, each value filled into ``{}`` (or ``{value}``)."""
@@ -122,6 +130,13 @@ class LLMSeriesAccessor:
         out = options.pop("out", "output")
         frame = self._s.to_frame(name=self._s.name if self._s.name is not None else "input")
         return _complete(frame, self.render(template, system), out, options)
+
+    def embed(self, *, out: str = "embedding", **options: Any) -> Any:
+        """Embed each value; a DataFrame with the values, ``<out>`` and ``<out>_error``."""
+        from llmnb.batch.embed import embed_frame
+
+        name = self._s.name if self._s.name is not None else "input"
+        return embed_frame(self._s.to_frame(name=name), name, out, options)
 
 
 def _complete(df: pd.DataFrame, prompts: list[Any], out: str, options: dict[str, Any]) -> Any:

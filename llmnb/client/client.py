@@ -6,13 +6,20 @@ shells — they call the provider and sleep, sync or async, and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from functools import partial
 from typing import Any
 
 from llmnb.client.core import FailoverSource, _Core, _StreamState, perf
 from llmnb.middleware.base import Call, Middleware
-from llmnb.types import Completion, MessagesLike
+from llmnb.types import Completion, Embeddings, MessagesLike
 
 __all__ = [
     "AsyncTextStream",
@@ -195,6 +202,21 @@ class LLMClient(_Core):
                 continue
             latency = _perf() - t0
             return self._on_success(state.completion(call.request), call, latency, state.parts)
+
+    def embed(self, texts: str | Sequence[str], **options: Any) -> Embeddings:
+        """Embed ``texts``: an :class:`~llmnb.Embeddings` with one row per text.
+
+        Options: ``model``, ``dimensions``, ``batch_size``, ``concurrency``, ``cache``,
+        ``tags``; see :mod:`llmnb.client.embeddings`."""
+        from llmnb.client.embeddings import embed
+
+        return embed(self, texts, **options)
+
+    async def aembed(self, texts: str | Sequence[str], **options: Any) -> Embeddings:
+        """Async :meth:`embed`."""
+        from llmnb.client.embeddings import aembed
+
+        return await aembed(self, texts, **options)
 
     # --- async --------------------------------------------------------------------
     async def acomplete(self, messages: MessagesLike, **params: Any) -> Completion:

@@ -33,7 +33,7 @@ from llmnb.middleware.base import Call, Chain, Clock, Middleware
 from llmnb.middleware.cache import CacheMiddleware
 from llmnb.middleware.defaults import builtin_middleware
 from llmnb.middleware.retry import RetryPolicy
-from llmnb.providers.base import HTTPProvider, Provider
+from llmnb.providers.base import EMBEDDING, HTTPProvider, Provider
 from llmnb.providers.mock import estimate_tokens
 from llmnb.replay import session as _replay
 from llmnb.replay.wire import ReplayedUsage, ReplayWire, record_attempt
@@ -303,6 +303,8 @@ class _Core:
             "attempt": call.attempt,
             "key_id": call.key_id or self.provider.last_key_id,
             "tags": call.tags,
+            # An embedding request (llmnb.client.embeddings) marks its rows so.
+            "kind": "embedding" if EMBEDDING in call.request.extra else "chat",
         }
 
     def _before_call(self, call: Call) -> Completion | None:
@@ -492,6 +494,8 @@ class _Core:
         chunks: Sequence[str] | None = None,
     ) -> None:
         session = _replay.in_force(self._replay)
+        if EMBEDDING in call.request.extra:
+            return  # cassettes hold chat attempts; embeddings are not recorded (yet)
         if session is not None and session.recording and self.provider.replayable:
             record_attempt(
                 session,

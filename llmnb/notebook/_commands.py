@@ -36,6 +36,7 @@ HELP = """\
 %llm use PROFILE [MODEL]               switch this session's profile (%llm use --clear undoes it)
 %llm list                              profiles: type, model, key set ✓/✗ (never the key)
 %llm providers                         provider types you can use in a profile
+%llm models [PROFILE|TYPE] [--refresh] the models each endpoint serves, with prices
 %llm config                            resolved settings, secrets redacted
 %llm usage [--by COL[,COL]] [--rows]   this session's usage as a DataFrame
 %llm error [options]                   explain the last error and its cell
@@ -367,6 +368,17 @@ def cmd_error(magics: LLMMagics, rest: str) -> None:
     ask(magics, opts, prompt, interpolated=False)
 
 
+def cmd_models(magics: LLMMagics, rest: str) -> Any:
+    from llmnb.client.models import models
+
+    words = rest.split()
+    refresh = "--refresh" in words
+    words = [w for w in words if w != "--refresh"]
+    if len(words) > 1:
+        raise UsageError(f"%llm models takes one PROFILE or provider type, not {rest!r}")
+    return models(words[0] if words else None, refresh=refresh)
+
+
 COMMANDS: dict[str, Callable[[LLMMagics, str], Any]] = {
     "budget": cmd_budget,
     "config": cmd_config,
@@ -375,6 +387,7 @@ COMMANDS: dict[str, Callable[[LLMMagics, str], Any]] = {
     "error": cmd_error,
     "help": cmd_help,
     "list": cmd_list,
+    "models": cmd_models,
     "picker": cmd_picker,
     "providers": cmd_providers,
     "replay": cmd_replay,

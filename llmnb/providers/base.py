@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
     import httpx
 
-__all__ = ["HTTPCall", "HTTPProvider", "Provider", "key_fingerprint"]
+__all__ = ["EMBEDDING", "HTTPCall", "HTTPProvider", "Provider", "key_fingerprint"]
+
+#: The ``Request.extra`` key that makes a request an embedding request (its options).
+EMBEDDING = "llmnb_embedding"
 
 DEFAULT_TIMEOUT = 60.0
 _BASE_HEADERS = {"user-agent": USER_AGENT, "content-type": "application/json"}
@@ -134,6 +137,28 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} profile={self.profile_name!r} model={self.model!r}>"
+
+    # --- embeddings (llmnb.client.embeddings) ------------------------------------------
+    #: Whether ``embed`` works, and the most texts one embedding request may carry.
+    supports_embeddings: ClassVar[bool] = False
+    embed_batch_limit: ClassVar[int] = 2048
+
+    def embed(self, request: Request) -> Completion:
+        """Embed each message of ``request`` (one text each; options in
+        ``request.extra[EMBEDDING]``): ``Completion.parsed`` is the list of vectors."""
+        raise errors.InvalidRequestError(
+            f"profile {self.profile_name!r} (type {self.type_name}) cannot embed texts: "
+            "use a profile of type openai, openai_compatible, openrouter, mistral, ollama, "
+            "vllm, gemini or mock for client.embed().",
+            provider=self.type_name,
+            profile=self.profile_name,
+            model=self.model,
+        )
+
+    async def aembed(self, request: Request) -> Completion:
+        if type(self).embed is not Provider.embed:
+            return await asyncio.to_thread(self.embed, request)
+        return self.embed(request)
 
 
 @dataclass(slots=True)
@@ -279,9 +304,11 @@ class HTTPProvider(Provider):
             ) from exc
 
     def _parse_checked(
-        self, data: Any, request: Request, status: int, call: HTTPCall
+        self, data: Any, request: Request, status: int, call: HTTPCall, embedding: bool = False
     ) -> Completion:
         try:
+            if embedding:
+                return self.parse_embedding(data, request)
             return self.parse(data, request)
         except errors.LLMError:
             raise
@@ -572,3 +599,60 @@ class HTTPProvider(Provider):
         if self._aclient is not None:
             client, self._aclient, self._aloop = self._aclient, None, None
             await client.aclose()
+
+    # --- embeddings: a protocol writes build_embedding and parse_embedding ---------------
+    def build_embedding(self, request: Request) -> HTTPCall:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_embedding()")
+
+    def parse_embedding(self, data: Any, request: Request) -> Completion:
+        raise NotImplementedError(f"{type(self).__name__} must implement parse_embedding()")
+
+    def embed(self, request: Request) -> Completion:
+        if not self.supports_embeddings:
+            return super().embed(request)
+        call = self.build_embedding(request)
+        http, lib = self._sync()
+        timeout = self._timeout(request, lib)
+        try:
+            with _deadline.deadline(_ends(timeout)):
+                r = http.request(
+                    call.method,
+                    call.url,
+                    json=call.json,
+                    headers=self._headers(call),
+                    timeout=timeout,
+                )
+                body = r.content
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
+        return self._embedded(r.status_code, r.headers, body, call, request)
+
+    async def aembed(self, request: Request) -> Completion:
+        if not self.supports_embeddings:
+            return await super().aembed(request)
+        call = self.build_embedding(request)
+        http, lib = self._async()
+        timeout = self._timeout(request, lib)
+        try:
+            with _deadline.deadline(_ends(timeout)):
+                r = await http.request(
+                    call.method,
+                    call.url,
+                    json=call.json,
+                    headers=self._headers(call),
+                    timeout=timeout,
+                )
+                body = r.content
+        except lib.HTTPError as exc:
+            raise self._transport_error(exc, timeout, lib) from exc
+        return self._embedded(r.status_code, r.headers, body, call, request)
+
+    def _embedded(
+        self, status: int, headers: Any, body: bytes, call: HTTPCall, request: Request
+    ) -> Completion:
+        if status >= 400:
+            raise self._error(status, headers, body, call)
+        data = self._decode_json(status, body, call)
+        completion = self._parse_checked(data, request, status, call, embedding=True)
+        completion.headers = headers
+        return completion

@@ -34,7 +34,8 @@ from typing import Any, ClassVar
 
 from llmnb import errors
 from llmnb._http import SSEEvent, parse_retry_after, scrub
-from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.providers.base import EMBEDDING, HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.providers.mock import estimate_tokens
 from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
 
 __all__ = ["GeminiProvider"]
@@ -206,6 +207,34 @@ class GeminiProvider(HTTPProvider):
             json=self.body(request),
             headers=headers,
             secrets=secrets,
+        )
+
+    # --- embeddings: models/{m}:batchEmbedContents -----------------------------------
+    supports_embeddings: ClassVar[bool] = True
+    embed_batch_limit: ClassVar[int] = 100  # the API refuses more requests in one batch
+
+    def build_embedding(self, request: Request) -> HTTPCall:
+        call = self.build(request)  # the key header and the model's URL
+        call.url = call.url.rsplit(":", 1)[0] + ":batchEmbedContents"
+        name = "models/" + request.model.removeprefix("models/")
+        dimensions = (request.extra.get(EMBEDDING) or {}).get("dimensions")
+        requests: list[dict[str, Any]] = []
+        for m in request.messages:
+            one: dict[str, Any] = {"model": name, "content": {"parts": [{"text": m.content}]}}
+            if dimensions is not None:
+                one["outputDimensionality"] = dimensions
+            requests.append(one)
+        call.json = {"requests": requests}
+        return call
+
+    def parse_embedding(self, data: Any, request: Request) -> Completion:
+        # batchEmbedContents reports no tokens: estimated from the texts, and marked so.
+        prompt = sum(estimate_tokens(m.content) for m in request.messages)
+        return Completion(
+            content="",
+            model=request.model.removeprefix("models/"),
+            usage=Usage(prompt, 0, estimated=True),
+            parsed=[item["values"] for item in data["embeddings"]],
         )
 
     # --- response -------------------------------------------------------------------

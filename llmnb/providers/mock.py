@@ -18,6 +18,7 @@ Token counts are estimated from text length (about 4 characters a token) and mar
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import threading
 import time
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from llmnb import errors
-from llmnb.providers.base import Provider
+from llmnb.providers.base import EMBEDDING, Provider
 from llmnb.types import Chunk, Completion, Request, Usage
 
 __all__ = ["MockProvider", "estimate_tokens"]
@@ -157,3 +158,47 @@ class MockProvider(Provider):
                 await asyncio.sleep(pause)
             yield Chunk(content=piece, model=request.model)
         yield Chunk(finish_reason=completion.finish_reason, usage=completion.usage)
+
+    # --- embeddings: vectors from a hash of the text, the same in every process ----------
+    supports_embeddings: ClassVar[bool] = True
+
+    def embed(self, request: Request) -> Completion:
+        if self._delay:
+            time.sleep(self._delay)
+        err = self._next_error()
+        if err:
+            raise err
+        return self._embedding(request)
+
+    async def aembed(self, request: Request) -> Completion:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        err = self._next_error()
+        if err:
+            raise err
+        return self._embedding(request)
+
+    def _embedding(self, request: Request) -> Completion:
+        size = (request.extra.get(EMBEDDING) or {}).get("dimensions") or MOCK_DIMENSIONS
+        vectors = [hash_vector(m.content, int(size)) for m in request.messages]
+        prompt = sum(estimate_tokens(m.content) for m in request.messages)
+        return Completion(
+            content="", model=request.model, usage=Usage(prompt, 0, estimated=True), parsed=vectors
+        )
+
+
+#: The mock's vector size when the call asks for none.
+MOCK_DIMENSIONS = 8
+
+
+def hash_vector(text: str, size: int) -> list[float]:
+    """A unit vector from SHA-256 of the text: deterministic, and equal texts are equal."""
+    out: list[float] = []
+    counter = 0
+    while len(out) < size:
+        digest = hashlib.sha256(f"{counter}:{text}".encode("utf-8", "surrogatepass")).digest()
+        out.extend((b - 127.5) / 127.5 for b in digest)
+        counter += 1
+    del out[size:]
+    norm = math.sqrt(sum(v * v for v in out)) or 1.0
+    return [v / norm for v in out]

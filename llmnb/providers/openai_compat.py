@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers._env import resolve_base_url
-from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.providers.base import EMBEDDING, HTTPCall, HTTPProvider, key_fingerprint
+from llmnb.providers.mock import estimate_tokens
 from llmnb.types import Chunk, Completion, Message, Request, Role, Secret, Usage
 
 __all__ = [
@@ -84,6 +85,21 @@ def _parts(content: Any) -> tuple[str, str]:
 def _reasoning(message: Mapping[str, Any]) -> str:
     r = message.get("reasoning") or message.get("reasoning_content") or ""
     return r if isinstance(r, str) else ""
+
+
+def _vector(value: Any) -> Any:
+    """An embedding as sent: a list of floats, or (``encoding_format: base64``, the
+    official SDKs' default and what some servers always send) little-endian float32s."""
+    if not isinstance(value, str):
+        return value
+    import array
+    import base64
+    import sys
+
+    floats = array.array("f", base64.b64decode(value, validate=True))
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
 
 
 class OpenAICompatibleProvider(HTTPProvider):
@@ -197,6 +213,41 @@ class OpenAICompatibleProvider(HTTPProvider):
             finish_reason=choice.get("finish_reason"),
             reasoning=thinking + _reasoning(message),
             raw=data,
+        )
+
+    # --- embeddings: POST {base_url}/embeddings ---------------------------------------
+    supports_embeddings: ClassVar[bool] = True
+    embed_batch_limit: ClassVar[int] = 2048  # OpenAI's documented maximum of inputs
+    #: The wire name of the requested vector size (Mistral: ``output_dimension``).
+    dimensions_field: ClassVar[str] = "dimensions"
+
+    def build_embedding(self, request: Request) -> HTTPCall:
+        call = self.build(request)  # the chat call's URL base, key and headers
+        body: dict[str, Any] = {
+            "model": request.model,
+            "input": [m.content for m in request.messages],
+            "encoding_format": "float",
+        }
+        dimensions = (request.extra.get(EMBEDDING) or {}).get("dimensions")
+        if dimensions is not None:
+            body[self.dimensions_field] = dimensions
+        call.url = self._require_base_url() + "/embeddings"
+        call.json = body
+        return call
+
+    def parse_embedding(self, data: Any, request: Request) -> Completion:
+        if isinstance(data, dict) and "error" in data and "data" not in data:
+            call = HTTPCall(url="", json=None, secrets=self.secrets_for(request))
+            raise self._error(500, {}, json.dumps(data).encode(), call)
+        items = sorted(data["data"], key=lambda d: int(d.get("index", 0)))
+        usage = _usage(data.get("usage")) if isinstance(data.get("usage"), dict) else None
+        return Completion(
+            content="",
+            model=str(data.get("model") or request.model),
+            # No usage (some local servers): estimated, and marked so.
+            usage=usage
+            or Usage(sum(estimate_tokens(m.content) for m in request.messages), 0, estimated=True),
+            parsed=[_vector(item["embedding"]) for item in items],
         )
 
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
@@ -349,8 +400,15 @@ PRESETS: dict[str, type[OpenAICompatibleProvider]] = {
     ),
     "together": _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "deepseek": _preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+    # Mistral's /embeddings names the vector size `output_dimension`; its inputs per
+    # request are bounded by tokens (16k), so batches stay small.
     "mistral": _preset(
-        "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", stream_usage_option=False
+        "mistral",
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        stream_usage_option=False,
+        dimensions_field="output_dimension",
+        embed_batch_limit=128,
     ),
     "xai": _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
     "ollama": _preset("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False),

@@ -16,6 +16,7 @@ from typing import Any
 from llmnb.testing._answers import ChatAnswer, plan_reply
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire
 from llmnb.testing._batch_wire import batch_routes
+from llmnb.testing._embeddings_wire import EmbeddingsWire, gemini_models
 from llmnb.testing._faults import ErrorInfo, Fault
 from llmnb.testing._gemini_wire import GeminiWire
 from llmnb.testing._http11 import (
@@ -126,9 +127,19 @@ class FakeLLMServer:
                 ),
                 self._chat(GeminiWire()),
             ),
-            _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
+            _Route("GET", re.compile(r"(?:/v1(?:beta|alpha)?)?/models/?"), self._list_models),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
+        # Embeddings (OpenAI /embeddings, Gemini :batchEmbedContents): the same faults.
+        self.embeddings = EmbeddingsWire(self._next_fault)
+        self._routes += [
+            _Route("POST", re.compile(r"(?:/v1)?/embeddings/?"), self.embeddings.openai),
+            _Route(
+                "POST",
+                re.compile(r"/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):batchEmbedContents"),
+                self.embeddings.gemini,
+            ),
+        ]
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -386,6 +397,9 @@ class FakeLLMServer:
     async def _list_models(
         self, responder: Responder, request: RecordedRequest, match: re.Match[str]
     ) -> None:
+        if request.path.startswith(("/v1beta/", "/v1alpha/")):  # Gemini's listing
+            await responder.send_json(200, gemini_models(self.models))
+            return
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "llmnb"} for m in self.models
         ]
