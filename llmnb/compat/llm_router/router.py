@@ -42,9 +42,15 @@ PROVIDERS: dict[str, str] = {
 }
 PROVIDER_ALIASES: dict[str, str] = {"huggingface": "local_hf", "hf": "local_hf"}
 _UNSUPPORTED = {
+    # The seed README documents only copilot_sdk_* keys; the SDK's own docs describe its
+    # Python API, not the wire. The protocol (JSON-RPC 2.0, Content-Length framed, over
+    # the CLI's stdio or TCP) exists only as the preview SDK's generated code, so a fake
+    # peer would copy one SDK version's internals rather than test against a contract.
     "copilot_sdk": (
-        "the Copilot Python SDK drives the Copilot CLI over a JSON-RPC protocol that is not "
-        "documented; use provider='copilot_cli' (the same CLI, non-interactive)"
+        "not supported: the Copilot Python SDK drives the Copilot CLI over a JSON-RPC "
+        "protocol that is defined only by the (preview) SDK's code, not documented; use "
+        "provider='copilot_cli' (the same CLI, non-interactive, with copilot_config_dir, "
+        "copilot_log_dir, resume_session_id, continue_session and tracing)"
     ),
     "ipfs_accelerate_py": "ipfs_accelerate_py is not supported by llmnb",
 }
