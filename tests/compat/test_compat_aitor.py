@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 
 import pytest
@@ -594,15 +593,6 @@ export CUSTOM_LLM_BASE_URL="https://api.custom-llm.com"
 """
 
 
-def bash_env(block: str) -> dict[str, str]:
-    """The environment a README shell block leaves behind (run by bash, as written)."""
-    out = subprocess.run(
-        ["bash", "-c", block + "\nenv -0"], capture_output=True, check=True, env={}
-    ).stdout
-    pairs = (item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
-    return {k: v for k, v in pairs if k not in ("PWD", "SHLVL", "_", "OLDPWD")}
-
-
 @pytest.mark.parametrize(
     "block",
     [
@@ -658,9 +648,9 @@ def test_claude_models_comparison_dicts_are_provider_configs(srv, tracker, examp
 
 
 def test_environment_variables_block_feeds_configuration_from_environment(
-    srv, tracker, example, monkeypatch
+    srv, tracker, example, monkeypatch, shell
 ):
-    env = bash_env(ENV_BASH)
+    env = shell(ENV_BASH)
     assert env == {
         "OPENAI_API_KEY": "sk-your-openai-key",
         "ANTHROPIC_API_KEY": "sk-ant-your-anthropic-key",
