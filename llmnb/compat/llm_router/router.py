@@ -197,6 +197,9 @@ def _split(name: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
         and (fields.get("trace_dir") or fields.get("trace_jsonl_path"))
     ):
         fields["trace"] = True  # the router's rule: either path alone turns tracing on
+    if name == "copilot_cli" and fields.get("trace_jsonl_path") and not fields.get("trace_dir"):
+        # the router's rule: the transcript goes next to the JSONL log
+        fields["trace_dir"] = os.path.dirname(os.path.abspath(str(fields["trace_jsonl_path"])))
     if args:
         fields["args"] = args
     if options:
