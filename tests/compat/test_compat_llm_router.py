@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -225,7 +226,7 @@ def test_copilot_cli_log_dir_resume_and_jsonl_only_tracing(fake_clis, tracker, t
     # only trace_jsonl_path: the --share transcript goes next to it
     (share,) = [a.split("=", 1)[1] for a in argv if a.startswith("--share=")]
     assert share.startswith(str(jsonl.parent) + "/") and share.endswith(".copilot.md")
-    assert "Hello from fake copilot." in open(share).read()
+    assert "Hello from fake copilot." in Path(share).read_text()
     assert jsonl.exists() and len(jsonl.read_text().splitlines()) == 1
     generate_text("hi", provider="copilot_cli", continue_session=True)
     argv = fake_clis()[-1]["argv"]
