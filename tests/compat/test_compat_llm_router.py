@@ -180,8 +180,12 @@ def test_copilot_cli_keys_and_tracing(fake_clis, tracker, tmp_path):
 
 def test_provider_names_aliases_and_unsupported_ones():
     assert get_llm_provider("huggingface") == "local_hf"
-    with pytest.raises(errors.ProviderNotFoundError, match="copilot_cli"):
+    with pytest.raises(errors.ProviderNotFoundError, match=r"defined only by.*'copilot_cli'"):
         generate_text("hi", provider="copilot_sdk")
+    with pytest.raises(errors.ProviderNotFoundError, match="copilot_sdk"):
+        LLMRouterBackend(id="x", type="llm_router", provider="copilot_sdk")("hi")
+    with pytest.raises(errors.InvalidOptionError, match="copilot_sdk_cli_path"):
+        generate_text("hi", provider="copilot_cli", copilot_sdk_cli_path="/usr/bin/copilot")
     with pytest.raises(errors.ProviderNotFoundError, match="openrouter"):
         generate_text("hi", provider="open_router")
     with pytest.raises(errors.InvalidOptionError, match="max_tokns"):
