@@ -52,7 +52,10 @@ class CopilotCLIProvider(CLIProvider):
             argv.append("--secret-env-vars=" + ",".join(secret_names))
         share = call.trace.artifact("copilot.md")
         if share is not None and call.trace.folder is not None:
-            argv += [f"--share={share}", f"--log-dir={call.trace.folder / 'copilot-logs'}"]
+            argv.append(f"--share={share}")
+            # a --log-dir of the profile's own args wins (two would leave copilot to pick)
+            if not any(a == "--log-dir" or a.startswith("--log-dir=") for a in self.user_args()):
+                argv.append(f"--log-dir={call.trace.folder / 'copilot-logs'}")
         target = self.resume_target()
         if target == "last" or (not target and self.options.get("continue")):
             argv.append("--continue")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import subprocess
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -90,3 +91,17 @@ def fake_clis(
         return [json.loads(line) for line in log.read_text().splitlines()]
 
     return calls
+
+
+def shell_env(block: str) -> dict[str, str]:
+    """The variables a README shell block exports, run by bash as written (empty env)."""
+    out = subprocess.run(
+        ["bash", "-c", block + "\nenv -0"], capture_output=True, check=True, env={}
+    ).stdout
+    pairs = (item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    return {k: v for k, v in pairs if k not in ("PWD", "SHLVL", "_", "OLDPWD")}
+
+
+@pytest.fixture
+def shell() -> Callable[[str], dict[str, str]]:
+    return shell_env

@@ -2,8 +2,9 @@
 """Seed 002 (Aitor's ``aitor.llm``): the README's LLM-manager blocks, imports changed only.
 
 Built-in providers reach FakeLLMServer through ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL``.
-Not covered: the agent blocks (``create_react_agent``, ``ReactAgent``, ``agent.solve``) —
-Aitor's agent framework is not an LLM client, and llmnb has none.
+The agent blocks (``create_react_agent``, ``ReactAgent``, ``agent.solve``) are not
+ported — the README does not document the agents' reasoning loop — and raise
+``NotPortedError`` saying so; their non-agent lines run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 import pytest
 
+from llmnb.compat._unsupported import NotPortedError
 from llmnb.testing import FakeLLMServer, Fault
 
 IMPORTS = {"from aitor.llm import": "from llmnb.compat.aitor.llm import"}
@@ -506,3 +508,162 @@ def test_monitored_manager_subclass(srv, tracker, example, capsys):
     )
     assert monitored.get_usage_report()["total_requests"] == 1
     assert tracker.records[0].profile == "openai"
+
+
+# README "### Using with Agents", as written
+AGENTS = """
+from aitor import create_react_agent
+
+# Create agent with LLM manager
+agent = await create_react_agent(
+    name="SmartAgent",
+    llm_provider="openai",  # Uses provider from manager
+    llm_config={
+        "api_key": "sk-your-key",
+        "model": "gpt-4",
+        "temperature": 0.7
+    },
+    tools=[your_tools]
+)
+
+# Or use existing LLM manager
+agent = ReactAgent(
+    name="SmartAgent",
+    llm_manager=llm_manager
+)
+"""
+AGENT_IMPORTS = {"from aitor import": "from llmnb.compat.aitor import"}
+
+# README "### OpenAI o3-mini": the config dict, then the agent it is meant for
+O3_MINI = """
+o3_mini_config = {
+    "api_key": "sk-your-key",
+    "model": "o3-mini",
+    "max_completion_tokens": 500,  # Use this instead of max_tokens
+    # Do not include temperature - o3-mini doesn't support it
+}
+"""
+O3_AGENT = """
+# When using o3-mini, responses may be more deterministic
+agent = await create_react_agent(
+    name="O3Agent",
+    llm_provider="openai",
+    llm_config=o3_mini_config,
+    max_reasoning_steps=15  # o3-mini may need more steps for complex reasoning
+)
+"""
+
+# README "### Claude Models Comparison", as written
+CLAUDE_MODELS = """
+# Choose Claude model based on your needs:
+
+# Claude Opus - Most capable, best for complex reasoning
+claude_opus = {
+    "model": "claude-3-opus-20240229",
+    "max_tokens": 1000,  # Higher token limit for complex responses
+    "temperature": 0.7
+}
+
+# Claude Sonnet - Balanced performance and speed
+claude_sonnet = {
+    "model": "claude-3-sonnet-20240229", 
+    "max_tokens": 500,
+    "temperature": 0.7
+}
+
+# Claude Haiku - Fastest, best for quick responses
+claude_haiku = {
+    "model": "claude-3-haiku-20240307",
+    "max_tokens": 300,
+    "temperature": 0.5
+}
+"""
+
+# README "### Environment Variables", as written
+ENV_BASH = """
+# OpenAI
+export OPENAI_API_KEY="sk-your-openai-key"
+
+# Anthropic
+export ANTHROPIC_API_KEY="sk-ant-your-anthropic-key"
+
+# Custom provider
+export CUSTOM_LLM_API_KEY="your-custom-key"
+export CUSTOM_LLM_BASE_URL="https://api.custom-llm.com"
+"""
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        AGENTS,
+        # "### Provider Switching" and the last line of "### Failover Configuration"
+        "from aitor import ReactAgent\nagent = ReactAgent(name='RobustAgent', llm_manager=llm_manager)",
+        # "### Custom Error Handling" (class RobustAgent(ReactAgent))
+        "from aitor import ReactAgent\nclass RobustAgent(ReactAgent): pass",
+    ],
+)
+def test_agent_blocks_raise_a_typed_error_saying_what_to_do(block, example):
+    ns = example(BASIC, IMPORTS)
+    with pytest.raises(NotPortedError, match=r"agent framework.*reasoning loop.*llm_manager=") as e:
+        example(block, AGENT_IMPORTS, ns)
+    assert isinstance(e.value, ImportError)  # `try: from … import …` fallbacks still work
+    assert "ReactAgent" in str(e.value) or "create_react_agent" in str(e.value)
+
+
+def test_o3_mini_config_block(srv, tracker, example):
+    ns = example(BASIC, IMPORTS)
+    example(O3_MINI, {}, ns)
+    ns["llm_manager"].add_provider("o3", "openai", ns["o3_mini_config"])
+    assert gen(ns, "o3") == "Echo: hello"
+    body = srv.last_request.json
+    assert (body["model"], body["max_completion_tokens"]) == ("o3-mini", 500)
+    assert "temperature" not in body and "max_tokens" not in body
+    assert srv.last_request.headers["authorization"] == "Bearer sk-your-key"
+    (row,) = tracker.records
+    assert (row.profile, row.model, row.status) == ("o3", "o3-mini", "ok") and row.cost_usd > 0
+    with pytest.raises(NotPortedError, match="create_react_agent"):
+        example("from aitor import create_react_agent\n" + O3_AGENT, AGENT_IMPORTS, ns)
+
+
+def test_claude_models_comparison_dicts_are_provider_configs(srv, tracker, example):
+    ns = example(BASIC, IMPORTS)
+    example(CLAUDE_MODELS, {}, ns)
+    sent = []
+    for name in ("claude_opus", "claude_sonnet", "claude_haiku"):
+        # the dicts carry no key (the README leaves it to the reader): add one
+        ns["llm_manager"].add_provider(name, "anthropic", {"api_key": "sk-ant-k", **ns[name]})
+        assert gen(ns, name) == "Echo: hello"
+        body = srv.last_request.json
+        sent.append((body["model"], body["max_tokens"], body["temperature"]))
+    assert sent == [
+        ("claude-3-opus-20240229", 1000, 0.7),
+        ("claude-3-sonnet-20240229", 500, 0.7),
+        ("claude-3-haiku-20240307", 300, 0.5),
+    ]
+    rows = tracker.records
+    assert [r.profile for r in rows] == ["claude_opus", "claude_sonnet", "claude_haiku"]
+    # Opus is priced higher than Haiku for the same echo, from llmnb's price table
+    assert rows[0].cost_usd > rows[2].cost_usd > 0
+
+
+def test_environment_variables_block_feeds_configuration_from_environment(
+    srv, tracker, example, monkeypatch, shell
+):
+    env = shell(ENV_BASH)
+    assert env == {
+        "OPENAI_API_KEY": "sk-your-openai-key",
+        "ANTHROPIC_API_KEY": "sk-ant-your-anthropic-key",
+        "CUSTOM_LLM_API_KEY": "your-custom-key",
+        "CUSTOM_LLM_BASE_URL": "https://api.custom-llm.com",
+    }
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("DEFAULT_LLM_PROVIDER", raising=False)
+    ns = example(FROM_ENV, IMPORTS)
+    assert ns["llm_manager"].get_available_providers() == ["openai", "claude"]
+    assert gen(ns, None) == "Echo: hello"  # DEFAULT_LLM_PROVIDER unset: openai
+    assert srv.last_request.headers["authorization"] == "Bearer sk-your-openai-key"
+    assert gen(ns, "claude") == "Echo: hello"
+    assert srv.last_request.headers["x-api-key"] == "sk-ant-your-anthropic-key"
+    assert [r.profile for r in tracker.records] == ["openai", "claude"]

@@ -289,3 +289,44 @@ def asyncio_run(coro):
     import asyncio
 
     return asyncio.run(coro)
+
+
+# README "### Configuration" (shell), as written
+ENV_BASH = """
+# Single key
+export ANTHROPIC_API_KEY="your-key"
+
+# Multiple keys for pooling
+export ANTHROPIC_API_KEYS="key1,key2,key3"
+
+# Other providers
+export OPENAI_API_KEY="your-key"
+export GOOGLE_API_KEY="your-key"
+export GROQ_API_KEY="your-key"
+"""
+
+
+def test_configuration_shell_block_sets_up_providers_and_the_key_pool(
+    srv, tracker, example, monkeypatch, shell, capsys
+):
+    env = shell(ENV_BASH)
+    assert set(env) == {
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_API_KEYS",
+        "OPENAI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GROQ_API_KEY",
+    }
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    ns = example(BASIC, IMPORTS)
+    assert capsys.readouterr().out == "The capital of France is Paris.\n"
+    manager = ns["manager"]
+    assert set(manager.list_providers()) >= {"anthropic", "openai", "google", "groq"}
+    for _ in range(3):
+        example("response = await client.complete(messages)", {}, ns)
+    # llmnb pools $ANTHROPIC_API_KEY with $ANTHROPIC_API_KEYS: four calls, four keys
+    sent = sorted(r.headers["x-api-key"] for r in srv.requests)
+    assert sent == ["key1", "key2", "key3", "your-key"]
+    rows = tracker.records
+    assert len({r.key_id for r in rows}) == 4 and all(r.status == "ok" for r in rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -179,9 +180,119 @@ def test_copilot_cli_keys_and_tracing(fake_clis, tracker, tmp_path):
 
 def test_provider_names_aliases_and_unsupported_ones():
     assert get_llm_provider("huggingface") == "local_hf"
-    with pytest.raises(errors.ProviderNotFoundError, match="copilot_cli"):
+    with pytest.raises(errors.ProviderNotFoundError, match=r"defined only by.*'copilot_cli'"):
         generate_text("hi", provider="copilot_sdk")
+    with pytest.raises(errors.ProviderNotFoundError, match="copilot_sdk"):
+        LLMRouterBackend(id="x", type="llm_router", provider="copilot_sdk")("hi")
+    with pytest.raises(errors.InvalidOptionError, match="copilot_sdk_cli_path"):
+        generate_text("hi", provider="copilot_cli", copilot_sdk_cli_path="/usr/bin/copilot")
     with pytest.raises(errors.ProviderNotFoundError, match="openrouter"):
         generate_text("hi", provider="open_router")
     with pytest.raises(errors.InvalidOptionError, match="max_tokns"):
         LLMRouterBackend(id="x", provider="copilot_cli", max_tokns=3)("hi")
+
+
+# README "### Using OpenRouter" and "### Missing Dependencies" (the same line, twice)
+OPENROUTER_BASH = """
+export OPENROUTER_API_KEY="your-api-key"
+"""
+
+
+def test_openrouter_shell_block_makes_auto_detect_pick_openrouter(
+    monkeypatch, shell, tracker, example
+):
+    env = shell(OPENROUTER_BASH)
+    assert env == {"OPENROUTER_API_KEY": "your-api-key"}
+    with FakeLLMServer() as srv:
+        monkeypatch.setenv("IPFS_DATASETS_PY_OPENROUTER_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENROUTER_API_KEY", env["OPENROUTER_API_KEY"])
+        (backend,) = _run_py(example, AUTO_JSON)
+        assert isinstance(backend("hi"), str)
+        assert srv.last_request.headers["authorization"] == "Bearer your-api-key"
+        assert srv.last_request.json["max_tokens"] == 256
+    assert tracker.records[0].provider == "openrouter"
+
+
+def test_copilot_cli_log_dir_resume_and_jsonl_only_tracing(fake_clis, tracker, tmp_path):
+    jsonl = tmp_path / "runs" / "calls.jsonl"
+    generate_text(
+        "hi",
+        provider="copilot_cli",
+        copilot_log_dir=str(tmp_path / "logs"),
+        resume_session_id="sess-9",
+        continue_session=True,  # ignored: resume_session_id is set
+        trace_jsonl_path=str(jsonl),
+    )
+    argv = fake_clis()[-1]["argv"]
+    assert "--resume=sess-9" in argv and "--continue" not in argv
+    # copilot_log_dir is the one --log-dir, tracing or not
+    assert [a for a in argv if a.startswith("--log-dir")] == [f"--log-dir={tmp_path / 'logs'}"]
+    # only trace_jsonl_path: the --share transcript goes next to it
+    (share,) = [a.split("=", 1)[1] for a in argv if a.startswith("--share=")]
+    assert share.startswith(str(jsonl.parent) + "/") and share.endswith(".copilot.md")
+    assert "Hello from fake copilot." in Path(share).read_text()
+    assert jsonl.exists() and len(jsonl.read_text().splitlines()) == 1
+    generate_text("hi", provider="copilot_cli", continue_session=True)
+    argv = fake_clis()[-1]["argv"]
+    assert "--continue" in argv and not any(a.startswith("--log-dir") for a in argv)
+    assert [r.status for r in tracker.records] == ["ok", "ok"]
+
+
+def test_claude_code_remaining_keys_and_tracing(fake_clis, tracker, tmp_path):
+    text = generate_text(
+        "hi",
+        provider="claude_code",
+        claude_output_format="stream-json",
+        claude_include_partial_messages=True,
+        claude_input_format="text",
+        claude_permission_mode="plan",
+        claude_system_prompt="Be terse.",
+        claude_append_system_prompt="Cite.",
+        claude_allowed_tools="Read,Grep",
+        claude_disallowed_tools=["Bash"],
+        claude_session_id="0000-1",
+        claude_fork_session=True,
+        continue_session=True,
+        trace_dir=str(tmp_path / "ct"),
+        trace_jsonl_path=str(tmp_path / "ct.jsonl"),
+    )
+    assert text == "Hello from fake claude."  # parsed out of the stream-json events
+    argv = fake_clis()[-1]["argv"]
+
+    def after(flag):
+        return argv[argv.index(flag) + 1]
+
+    assert argv[:3] == ["-p", "--output-format", "stream-json"]
+    assert (after("--allowedTools"), after("--disallowedTools")) == ("Read,Grep", "Bash")
+    assert (after("--input-format"), after("--permission-mode")) == ("text", "plan")
+    assert (after("--system-prompt"), after("--append-system-prompt")) == ("Be terse.", "Cite.")
+    assert after("--session-id") == "0000-1"
+    for switch in ("--include-partial-messages", "--fork-session", "--continue"):
+        assert switch in argv
+    assert [p.suffix for p in (tmp_path / "ct").iterdir()] == [".log"]  # claude's stdout
+    (meta,) = (tmp_path / "ct.jsonl").read_text().splitlines()
+    assert json.loads(meta)["status"] == "ok"
+    assert tracker.records[0].provider == "claude_code"
+
+
+def test_codex_cli_tracing_adds_json_and_keeps_its_events(fake_clis, tracker, tmp_path):
+    assert generate_text("hi", provider="codex_cli", trace_dir=str(tmp_path / "cx")) == (
+        "Hello from fake codex."
+    )
+    argv = fake_clis()[-1]["argv"]
+    assert argv[:2] == ["exec", "--json"]
+    (events,) = (tmp_path / "cx").glob("*.jsonl")
+    assert len(events.read_text().splitlines()) == 1
+    assert tracker.records[0].prompt_tokens == 2000  # codex's own usage event
+
+
+def test_huggingface_alias_and_env_vars_reach_local_hf(monkeypatch, tracker):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no download: the model is not cached
+    monkeypatch.setenv("IPFS_DATASETS_PY_LLM_PROVIDER", "huggingface")
+    monkeypatch.setenv("IPFS_DATASETS_PY_LLM_MODEL", "no-such-org/tiny-model")
+    assert get_llm_provider() == "local_hf"
+    with pytest.raises(errors.ConfigError, match=r"llm_router\.local_hf\..*no-such-org/tiny-model"):
+        generate_text("hi")
+    monkeypatch.delenv("IPFS_DATASETS_PY_LLM_PROVIDER")
+    with pytest.raises(errors.ConfigError, match=r"llm_router\.local_hf\..*'gpt2'"):
+        generate_text("hi", provider="huggingface", model_name="gpt2")

@@ -42,9 +42,15 @@ PROVIDERS: dict[str, str] = {
 }
 PROVIDER_ALIASES: dict[str, str] = {"huggingface": "local_hf", "hf": "local_hf"}
 _UNSUPPORTED = {
+    # The seed README documents only copilot_sdk_* keys; the SDK's own docs describe its
+    # Python API, not the wire. The protocol (JSON-RPC 2.0, Content-Length framed, over
+    # the CLI's stdio or TCP) exists only as the preview SDK's generated code, so a fake
+    # peer would copy one SDK version's internals rather than test against a contract.
     "copilot_sdk": (
-        "the Copilot Python SDK drives the Copilot CLI over a JSON-RPC protocol that is not "
-        "documented; use provider='copilot_cli' (the same CLI, non-interactive)"
+        "not supported: the Copilot Python SDK drives the Copilot CLI over a JSON-RPC "
+        "protocol that is defined only by the (preview) SDK's code, not documented; use "
+        "provider='copilot_cli' (the same CLI, non-interactive, with copilot_config_dir, "
+        "copilot_log_dir, resume_session_id, continue_session and tracing)"
     ),
     "ipfs_accelerate_py": "ipfs_accelerate_py is not supported by llmnb",
 }
@@ -191,6 +197,9 @@ def _split(name: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
         and (fields.get("trace_dir") or fields.get("trace_jsonl_path"))
     ):
         fields["trace"] = True  # the router's rule: either path alone turns tracing on
+    if name == "copilot_cli" and fields.get("trace_jsonl_path") and not fields.get("trace_dir"):
+        # the router's rule: the transcript goes next to the JSONL log
+        fields["trace_dir"] = os.path.dirname(os.path.abspath(str(fields["trace_jsonl_path"])))
     if args:
         fields["args"] = args
     if options:
