@@ -23,6 +23,7 @@ llm:
   active_provider: bench
   providers:
     bench: {{type: openai_compatible, model: fake-model, base_url: "{base_url}"}}
+    demo: {{type: mock, model: mock-1}}
 usage: {{store: "sqlite:///usage.db"}}
 """
 
