@@ -69,7 +69,7 @@ def _chunk(conn: sqlite3.Connection) -> int:
     getlimit = getattr(conn, "getlimit", None)
     if getlimit is not None:
         with contextlib.suppress(sqlite3.Error, AttributeError, TypeError, ValueError):
-            limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+            limit = int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
     return min(_MAX_CHUNK, 1 << max(0, (limit // len(COLUMNS)).bit_length() - 1))
 
 
