@@ -52,6 +52,9 @@ class Workspace:
         """The environment for a child process; with ``base_url``, llmnb's settings
         file points at that server."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_PREFIXES)}
+        # A notebook user's Python writes bytecode: without it every import of a changed
+        # module compiles its source again, and the import rows measure the compiler.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
         )
