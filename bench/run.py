@@ -184,6 +184,11 @@ def _run(size_name: str, out: Path, only: set[str]) -> int:
         )
         after.append(_history.history_section(runs, sections))
     text = render("llmnb benchmarks", preamble, [machine, *head], sections, after)
+    findings = ROOT / "bench" / "FINDINGS.md"
+    if findings.exists():
+        # Hand-written and dated: the profiles behind the missed targets, and what would
+        # reach them. Everything above it comes from this run.
+        text += "\n" + findings.read_text(encoding="utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     _log(f"wrote {out} ({elapsed:.0f} s)")
