@@ -34,6 +34,9 @@ class Size:
     profile_conc: int
     profile: bool
     concurrency: int = 64
+    frame_rows: int = 200  # rows for df.llm.complete (§7)
+    frame_rounds: int = 1
+    backlog_s: float = 0.2  # seconds of record() at 100k rows/s into the SQLite store
     # Seconds a section may spend on its measured rounds before it stops at the next
     # round boundary (None: no limit). Keeps `full` well under 10 minutes on a busy
     # machine; the results then say how many rounds ran.
@@ -71,8 +74,8 @@ SIZES: dict[str, Size] = {
         conc_requests=5_000,
         conc_rounds=10,
         diag_requests=1_500,
-        stream_chunks=5_000,
-        stream_samples=3,
+        stream_chunks=1_000,
+        stream_samples=9,
         ttft_samples=30,
         tracker_rows=1_000_000,
         sqlite_rows=300_000,
@@ -81,7 +84,11 @@ SIZES: dict[str, Size] = {
         profile_calls=1_500,
         profile_conc=1_500,
         profile=True,
+        frame_rows=10_000,
+        frame_rounds=3,
+        backlog_s=2.0,
         budget_s={
+            "frame": 60,
             "import": 45,
             "calls": 40,
             "conc": 90,

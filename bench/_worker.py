@@ -10,6 +10,8 @@ Commands (one JSON object per line) and answers::
     {"op": "calls", "n": 200}            -> {"ns": [per-call nanoseconds, ...], "cpu": s}
     {"op": "conc", "n": 1000, "c": 64}   -> {"s": wall seconds, "cpu": CPU seconds}
     {"op": "stream", "prompt": "..."}    -> {"ttft": s, "total": s, "pieces": k}
+    {"op": "frame", "n": 10000, "c": 16, "how": "accessor"|"gather"}
+                                         -> {"s": wall seconds, "cpu": CPU seconds}
     {"op": "info"}                       -> {"store": ..., "sniffio_imports": ...}
     {"op": "quit"}
 
@@ -106,6 +108,33 @@ class Worker:
             pieces += 1
         return {"ttft": ttft, "total": time.perf_counter() - t0, "pieces": pieces}
 
+    def frame(self, n: int, c: int, how: str) -> dict[str, Any]:
+        """llmnb only: ``df.llm.complete`` over ``n`` rows, or the bare floor it is
+        compared with — a gather of ``acomplete`` with ``c`` in flight."""
+        import pandas as pd
+
+        import llmnb.batch  # noqa: F401  (registers the .llm accessor)
+
+        client = self.adapter.client  # type: ignore[attr-defined]
+        prompts = [f"Say hi to row {i}." for i in range(n)]
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        if how == "accessor":
+            df = pd.DataFrame({"q": prompts})
+            out = df.llm.complete("{q}", client=client, concurrency=c, progress=False)
+            failed = int(out["output_error"].notna().sum())
+        else:
+            gate = asyncio.Semaphore(c)
+
+            async def one(prompt: str) -> str:
+                async with gate:
+                    return (await client.acomplete(prompt)).content
+
+            async def run() -> list[str]:
+                return await asyncio.gather(*(one(p) for p in prompts))
+
+            failed = n - len(self.loop.run_until_complete(run()))
+        return {"s": time.perf_counter() - t0, "cpu": time.process_time() - cpu0, "failed": failed}
+
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "sniffio_imports": None if self.hidden is None else self.hidden.attempts,
@@ -141,6 +170,8 @@ class Worker:
             return self.conc(int(cmd["n"]), int(cmd["c"]))
         if op == "stream":
             return self.stream(str(cmd["prompt"]))
+        if op == "frame":
+            return self.frame(int(cmd["n"]), int(cmd["c"]), str(cmd["how"]))
         if op == "info":
             return self.info()
         raise ValueError(f"unknown op {op!r}")

@@ -23,6 +23,7 @@ llm:
   active_provider: bench
   providers:
     bench: {{type: openai_compatible, model: fake-model, base_url: "{base_url}"}}
+    demo: {{type: mock, model: mock-1}}
 usage: {{store: "sqlite:///usage.db"}}
 """
 
@@ -51,6 +52,9 @@ class Workspace:
         """The environment for a child process; with ``base_url``, llmnb's settings
         file points at that server."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_PREFIXES)}
+        # A notebook user's Python writes bytecode: without it every import of a changed
+        # module compiles its source again, and the import rows measure the compiler.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
         )

@@ -16,10 +16,13 @@ from bench.contenders import CONTENDERS, DIAGNOSTICS
 
 __all__ = ["run"]
 
-KEYS = ("httpx", "openai", "litellm", "llmnb")
-# Run alongside: the SQLite store's share of llmnb's time, httpx2, and the server's
-# own ceiling (a raw socket client) in the same rounds.
-DIAG_KEYS = ("llmnb-httpx", "llmnb-memory", "httpx2", "raw-socket")
+KEYS = ("httpx", "httpx2", "openai", "litellm", "llmnb")
+# The floor llmnb is judged against: the faster of the two raw clients in the same
+# rounds (llmnb runs on httpx2; raw httpx is kept so neither library flatters it).
+FLOOR_KEYS = ("httpx", "httpx2")
+# Run alongside: the SQLite store's share of llmnb's time and the server's own
+# ceiling (a raw socket client) in the same rounds.
+DIAG_KEYS = ("llmnb-httpx", "llmnb-memory", "raw-socket")
 WARMUP = 20
 
 
@@ -60,7 +63,11 @@ def run(ctx: Context) -> Section:
         section.notes.append(schedule.note)
     med = {k: median(v) for k, v in samples.items() if k in ctx.workers and v}
     section.data["median_us"] = med
-    base, ours = med.get("httpx", float("nan")), med.get("llmnb", float("nan"))
+    floors = [med[k] for k in FLOOR_KEYS if k in med]
+    base = min(floors) if floors else float("nan")
+    ours = med.get("llmnb", float("nan"))
+    floor_name = next((k for k in FLOOR_KEYS if med.get(k) == base), "n/a")
+    section.data["floor_us"] = base
     headers = [
         "how",
         "median µs",
@@ -68,7 +75,7 @@ def run(ctx: Context) -> Section:
         "p90 µs",
         "client CPU µs/call",
         "calls",
-        "× raw httpx",
+        "× floor",
         "× llmnb",
     ]
     table = section.table("Per call (µs; lower is better)", ["contender", *headers])
@@ -92,7 +99,14 @@ def run(ctx: Context) -> Section:
             ratio(med[key], ours),
         )
     section.targets.append(
-        Target("llmnb per call vs raw httpx", ratio(ours, base), 1.15, "×", "<=")
+        Target(
+            "llmnb per call vs the faster of raw httpx / raw httpx2",
+            ratio(ours, base),
+            1.08,
+            "×",
+            "<=",
+            f"floor: raw {floor_name}, {ours - base:+.0f} µs per call",
+        )
     )
     section.targets.append(
         Target(

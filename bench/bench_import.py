@@ -66,6 +66,27 @@ VARIANTS = (
         "ipython",
     ),
     Variant(
+        "ipython-raw",
+        "IPython + first raw httpx2 call",
+        ("-m", "bench._ipython_probe", "--raw", "{url}"),
+        "httpx2",
+        "ipython",
+    ),
+    Variant(
+        "cell-bench",
+        "first `%%llm` answer, loopback profile",
+        ("-m", "bench._ipython_probe", "llmnb", "--cell", "bench"),
+        "llmnb",
+        "ipython-raw",
+    ),
+    Variant(
+        "cell-demo",
+        "first `%%llm` answer, demo profile (mock)",
+        ("-m", "bench._ipython_probe", "llmnb", "--cell", "demo"),
+        "llmnb",
+        "ipython-raw",
+    ),
+    Variant(
         "ext-jai",
         "IPython + `%load_ext jupyter_ai_magics`",
         ("-m", "bench._ipython_probe", "jupyter_ai_magics"),
@@ -132,7 +153,12 @@ def run(ctx: Context) -> Section:
     )
     env = ctx.workspace.env(ctx.base_url)
     cwd = str(ctx.workspace.path)
-    variants = [v for v in VARIANTS if _installed(v.needs)]
+    variants = [
+        Variant(v.key, v.label, tuple(a.replace("{url}", ctx.base_url) for a in v.args), *rest)
+        for v in VARIANTS
+        if _installed(v.needs)
+        for rest in [(v.needs, v.baseline, v.peer)]
+    ]
     missing = {v.key for v in VARIANTS} - {v.key for v in variants}
     failed: dict[str, str] = {}
     for v in variants:  # warm-up, unmeasured
@@ -171,19 +197,20 @@ def run(ctx: Context) -> Section:
             "peak RSS MiB",
             "modules loaded",
             "`%load_ext` alone ms",
+            "first answer alone ms",
             "samples",
         ],
     )
     for v in VARIANTS:
         if v.key in missing:
-            table.add(v.label, "not installed", None, None, None, None, None, None, 0)
+            table.add(v.label, "not installed", None, None, None, None, None, None, None, 0)
             continue
         if v.key in failed or v.key not in wall:
             why = f"failed: {failed[v.key]}" if v.key in failed else "no sample (time budget)"
-            table.add(v.label, why, None, None, None, None, None, None, 0)
+            table.add(v.label, why, None, None, None, None, None, None, None, 0)
             continue
         r = runs[v.key]
-        ours = "llmnb" if v.baseline == "python" else "ext-llmnb"
+        ours = {"python": "llmnb", "ipython": "ext-llmnb"}.get(v.baseline or "", v.key)
         table.add(
             v.label,
             wall[v.key],
@@ -198,6 +225,7 @@ def run(ctx: Context) -> Section:
             _median_or_none([s.get("hwm_kib") for s in r], 1 / 1024),
             int(median([s.get("modules", 0) for s in r])),
             median([s["load_s"] * 1e3 for s in r]) if "load_s" in r[0] and v.baseline else None,
+            median([s["first_s"] * 1e3 for s in r]) if r[0].get("first_s", 0) > 1e-4 else None,
             len(r),
         )
     delta = wall.get("ext-llmnb", float("nan")) - wall.get("ipython", float("nan"))
@@ -205,12 +233,25 @@ def run(ctx: Context) -> Section:
         Target(
             "`%load_ext llmnb` over bare IPython start",
             delta,
-            100,
+            20,
             "ms",
             "<=",
             "" if "ext-llmnb" not in failed else f"load failed: {failed['ext-llmnb']}",
         )
     )
+    for key, what in (("cell-bench", "loopback"), ("cell-demo", "demo")):
+        first = wall.get(key, float("nan")) - wall.get("ipython-raw", float("nan"))
+        section.targets.append(
+            Target(
+                f"first `%%llm` answer in a fresh IPython ({what} profile) over IPython + "
+                "first raw httpx2 call",
+                first,
+                60,
+                "ms",
+                "<=",
+                f"failed: {failed[key]}" if key in failed else "",
+            )
+        )
     section.notes.append(
         "“Δ vs baseline” is the variant's median minus bare Python's (imports) or bare "
         "IPython's (`%load_ext`); “× llmnb's” divides that Δ by llmnb's own Δ."

@@ -114,8 +114,18 @@ class SSEDecoder:
             self._open.append(rest)
         self._skip_lf = text[-1] == "\r"
         out: list[SSEEvent] = []
+        # The two lines of nearly every event, "data: …" and the blank line ending it,
+        # are handled here inline: two method calls fewer per event on long streams.
+        line_ = self._line
         for line in parts:
-            self._line(line, out)
+            if line[:6] == "data: ":
+                self._data.append(line[6:])
+            elif not line and self._data:
+                out.append(SSEEvent("\n".join(self._data), self._event or "message", self._id))
+                self._data = []
+                self._event = ""
+            else:
+                line_(line, out)
         return out
 
     def flush(self) -> list[SSEEvent]:

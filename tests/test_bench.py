@@ -31,6 +31,7 @@ SECTIONS = (
     "## 4. Streaming",
     "## 5. Limiter accuracy",
     "## 6. Tracker",
+    "## 7. DataFrame batch",
 )
 
 

@@ -284,6 +284,46 @@ def test_cell_is_the_execution_count_inside_a_running_ipython_shell() -> None:
     assert run_python(code) == "3"
 
 
+def test_cell_number_follows_every_cell_a_silent_run_and_a_replaced_shell() -> None:
+    # The number is cached per execution: each new cell, a cell run silently (no new
+    # number), rows recorded between cells and a new shell must still get the right one.
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from llmnb.usage import UsageTracker\n"
+        "t = UsageTracker()\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.user_ns['t'] = t\n"
+        "seen = []\n"
+        "for i in range(4):\n"
+        "    r = shell.run_cell('a = t.record(1, 1).cell; b = t.record(1, 1).cell',"
+        " store_history=True)\n"
+        "    seen.append((r.execution_count, shell.user_ns['a'], shell.user_ns['b']))\n"
+        "    seen.append(('between', t.record(1, 1).cell))\n"
+        "shell.run_cell('c = t.record(1, 1).cell', silent=True)\n"
+        "seen.append(('silent', shell.user_ns['c']))\n"
+        "InteractiveShell.clear_instance()\n"
+        "other = InteractiveShell.instance()\n"
+        "other.user_ns['t'] = t\n"
+        "r = other.run_cell('d = t.record(1, 1).cell', store_history=True)\n"
+        "seen.append(('new shell', r.execution_count, other.user_ns['d']))\n"
+        "print(seen)\n"
+    )
+    assert run_python(code) == str(
+        [
+            (1, 1, 1),
+            ("between", 1),
+            (2, 2, 2),
+            ("between", 2),
+            (3, 3, 3),
+            ("between", 3),
+            (4, 4, 4),
+            ("between", 4),
+            ("silent", 4),
+            ("new shell", 1, 1),
+        ]
+    )
+
+
 # -- DataFrame contract ---------------------------------------------------------------------
 
 

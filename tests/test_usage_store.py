@@ -104,6 +104,24 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path: Path
     assert db_rows(tmp_path / "u.db") == [(5,)]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 255, 1023, 1025, 8192 + 8191])
+def test_a_batch_of_any_size_reaches_the_file_whole_and_in_order(tmp_path: Path, n: int) -> None:
+    # The writer splits a batch into multi-row statements of several sizes: every row of
+    # every piece, remainder included, must land once and in order.
+    store = SQLiteStore(tmp_path / "u.db", flush_interval=3600, batch_rows=10**6)
+    t = UsageTracker(store=store)
+    for i in range(n):
+        t.record(
+            i, 1, model="m", provider="mock", call_id=f"c{i}", tags={"i": i} if i % 7 else None
+        )
+    assert store.flush() is True
+    back = read_usage(tmp_path / "u.db")
+    assert [r.call_id for r in back] == [f"c{i}" for i in range(n)]
+    assert [r.prompt_tokens for r in back] == list(range(n))
+    assert back[-1].tags == ({"i": n - 1} if (n - 1) % 7 else None)
+    store.close()
+
+
 def test_odd_values_are_stored_as_text_and_numbers(tmp_path: Path) -> None:
     import numpy as np
 

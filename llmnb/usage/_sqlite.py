@@ -6,6 +6,8 @@ read-only (``llmnb usage`` uses it).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import json
 import math
@@ -50,12 +52,32 @@ SCHEMA_VERSION = 3
 _SQL_COLUMNS = ", ".join(COLUMNS)
 _ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
 INSERT_ONE = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES {_ONE_ROW}"
-# Full chunks go in one multi-row statement: one sqlite3_step (during which the GIL is
-# free) per chunk instead of per row, so the writer barely competes with the recording
-# thread. SQLite before 3.32 allows 999 parameters per statement.
-_CHUNK = (32766 if sqlite3.sqlite_version_info >= (3, 32) else 999) // len(COLUMNS) // 8 * 8
-_CHUNK = min(256, _CHUNK)
-_INSERT_MANY = f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES " + ", ".join([_ONE_ROW] * _CHUNK)
+# Rows go in multi-row statements: one sqlite3_step per statement, during which the GIL
+# is free. Each step gives the GIL away, and a busy recording thread only hands it back
+# after the switch interval (5 ms), so every statement costs the writer up to 5 ms:
+# statements must be few. Full chunks of _CHUNK rows, then the rest in power-of-two
+# pieces (never row by row: 255 single-row steps were 1.3 s of waiting for the GIL).
+# SQLite before 3.32 allows 999 parameters per statement, later ones 32766 by default;
+# builds may allow more (Debian's: 250000), which the connection tells (Python ≥ 3.11).
+_LIMIT = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_MAX_CHUNK = 8192  # rows per statement at most: its SQL text is compiled once per size
+
+
+def _chunk(conn: sqlite3.Connection) -> int:
+    """Rows per full statement: the largest power of two the parameter limit allows."""
+    limit = _LIMIT
+    getlimit = getattr(conn, "getlimit", None)
+    if getlimit is not None:
+        with contextlib.suppress(sqlite3.Error, AttributeError, TypeError, ValueError):
+            limit = int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
+    return min(_MAX_CHUNK, 1 << max(0, (limit // len(COLUMNS)).bit_length() - 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_many(n: int) -> str:
+    return f"INSERT INTO usage ({_SQL_COLUMNS}) VALUES " + ", ".join([_ONE_ROW] * n)
+
+
 SELECT = f"SELECT {_SQL_COLUMNS} FROM usage"
 
 
@@ -145,12 +167,14 @@ def _table_columns(conn: sqlite3.Connection) -> set[str]:
 
 
 def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    full = len(rows) - len(rows) % _CHUNK
-    for start in range(0, full, _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        conn.execute(_INSERT_MANY, tuple(itertools.chain.from_iterable(chunk)))
-    if full < len(rows):
-        conn.executemany(INSERT_ONE, rows[full:])
+    start, left = 0, len(rows)
+    full = _chunk(conn) if left > 1 else 1
+    while left:
+        n = full if left >= full else 1 << (left.bit_length() - 1)
+        chunk = rows[start : start + n]
+        conn.execute(_insert_many(n), tuple(itertools.chain.from_iterable(chunk)))
+        start += n
+        left -= n
 
 
 def is_busy(exc: BaseException) -> bool:

@@ -38,6 +38,7 @@ from time import monotonic as _monotonic
 from time import time as _now
 from typing import TYPE_CHECKING, Any
 
+from llmnb.usage._cell import notebook_cell
 from llmnb.usage.memory import MemoryStore, UsageStore
 from llmnb.usage.pricing import _generation, cost_of, price_for, table_price
 from llmnb.usage.record import COLUMNS, UsageRecord
@@ -258,7 +259,7 @@ class UsageTracker:
         else:
             t = _epoch(time)
         if cell is None and "IPython" in _modules:
-            cell = _notebook_cell()
+            cell = notebook_cell()
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the cost.
         rec: UsageRecord = _new_record(
             UsageRecord,
@@ -573,17 +574,4 @@ def _error_text(error: object) -> str:
 
 
 def _notebook_cell() -> int | None:
-    # IPython is only asked, never imported: a plain script must stay light.
-    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
-    if get_ipython is None:
-        return None
-    try:
-        shell = get_ipython()
-    except Exception:
-        return None
-    # The In[n] number: IPython 9 bumps execution_count *before* running a cell, 8.x
-    # after; the display hook's prompt_count is n in both.
-    count = getattr(getattr(shell, "displayhook", None), "prompt_count", None)
-    if count is None:
-        count = getattr(shell, "execution_count", None)
-    return count if isinstance(count, int) else None
+    return notebook_cell()
