@@ -15,6 +15,7 @@ from typing import Any
 
 from llmnb.testing._answers import ChatAnswer, plan_reply
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire
+from llmnb.testing._azure_wire import AZURE_PATH, AzureChatWire
 from llmnb.testing._batch_wire import batch_routes
 from llmnb.testing._faults import ErrorInfo, Fault
 from llmnb.testing._gemini_wire import GeminiWire
@@ -127,6 +128,7 @@ class FakeLLMServer:
                 self._chat(GeminiWire()),
             ),
             _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
+            _Route("POST", AZURE_PATH, self._chat(AzureChatWire())),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
 

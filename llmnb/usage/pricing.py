@@ -60,6 +60,9 @@ PROVIDER_IDS: dict[str, str] = {
     "fireworks": "fireworks",
     "perplexity": "perplexity",
     "cohere": "cohere",
+    "azure_openai": "azure",
+    "bedrock": "aws",
+    "vertex": "google",
 }
 
 _INF = math.inf
