@@ -25,6 +25,7 @@ BUILTINS: dict[str, str] = {
     "gemini_cli": "llmnb.providers.cli_gemini:GeminiCLIProvider",
     "local_hf": "llmnb.providers.local_hf:LocalHFProvider",
     "azure_openai": "llmnb.providers.azure_openai:AzureOpenAIProvider",
+    "bedrock": "llmnb.providers.bedrock:BedrockProvider",
     **{
         name: f"{_OPENAI}:PRESETS[{name}]"
         for name in (

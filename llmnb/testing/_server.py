@@ -17,6 +17,7 @@ from llmnb.testing._answers import ChatAnswer, plan_reply
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire
 from llmnb.testing._azure_wire import AZURE_PATH, AzureChatWire
 from llmnb.testing._batch_wire import batch_routes
+from llmnb.testing._bedrock_wire import BEDROCK_PATH, BedrockConverseWire
 from llmnb.testing._faults import ErrorInfo, Fault
 from llmnb.testing._gemini_wire import GeminiWire
 from llmnb.testing._http11 import (
@@ -129,6 +130,7 @@ class FakeLLMServer:
             ),
             _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
             _Route("POST", AZURE_PATH, self._chat(AzureChatWire())),
+            _Route("POST", BEDROCK_PATH, self._chat(BedrockConverseWire())),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
 
