@@ -26,6 +26,7 @@ BUILTINS: dict[str, str] = {
     "local_hf": "llmnb.providers.local_hf:LocalHFProvider",
     "azure_openai": "llmnb.providers.azure_openai:AzureOpenAIProvider",
     "bedrock": "llmnb.providers.bedrock:BedrockProvider",
+    "vertex": "llmnb.providers.vertex:VertexProvider",
     **{
         name: f"{_OPENAI}:PRESETS[{name}]"
         for name in (

@@ -36,7 +36,8 @@ def require_extra(module: str, extra: str, profile_name: str, type_name: str) ->
 
 def load_hook(spec: str, profile_name: str, field: str) -> Any:
     """The object named by ``"module:attr"`` in a profile field; a callable is called
-    with no arguments (a class or a factory), anything else is used as it is."""
+    with no arguments when it is a class or a factory function, anything else (a
+    credential object) is used as it is."""
     where = f"profile {profile_name!r}, field {field}"
     module_name, sep, attr = str(spec).partition(":")
     if not sep or not module_name or not attr:
@@ -51,7 +52,8 @@ def load_hook(spec: str, profile_name: str, field: str) -> Any:
             f"{where}: cannot load {spec!r} ({type(exc).__name__}: {exc}). "
             "Is the module on sys.path and the name right?"
         ) from exc
-    if callable(found) and not hasattr(found, "get_token") and not hasattr(found, "refresh"):
+    plain = not hasattr(found, "get_token") and not hasattr(found, "refresh")
+    if isinstance(found, type) or (callable(found) and plain):
         try:
             return found()
         except Exception as exc:

@@ -28,6 +28,7 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
+from llmnb.testing._vertex_wire import VERTEX_PATH, VertexGeminiWire
 from llmnb.testing._wire import ChatCall, ChatWire, RecordedRequest, Reply
 
 __all__ = ["FakeLLMServer", "Handler"]
@@ -131,6 +132,7 @@ class FakeLLMServer:
             _Route("GET", re.compile(r"(?:/v1)?/models/?"), self._list_models),
             _Route("POST", AZURE_PATH, self._chat(AzureChatWire())),
             _Route("POST", BEDROCK_PATH, self._chat(BedrockConverseWire())),
+            _Route("POST", VERTEX_PATH, self._chat(VertexGeminiWire())),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
 
