@@ -213,3 +213,20 @@ def test_entra_without_azure_identity_says_which_extra(tmp_path, write_settings)
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert "ERR" in out.stdout and 'pip install "llmnb[azure]"' in out.stdout, out.stderr
+
+
+def test_async_complete_and_stream(monkeypatch, srv, write_settings, tracker):
+    import asyncio
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    _settings(write_settings, srv)
+    client = llmnb.connect("az")
+
+    async def go():
+        answer = await client.acomplete("hello")
+        parts = [part async for part in client.astream("hello")]
+        return answer.content, "".join(parts)
+
+    assert asyncio.run(go()) == ("Hi there!", "Hi there!")
+    assert srv.last_request.path == "/openai/deployments/my-4o/chat/completions"
+    assert tracker.to_dataframe()["status"].tolist() == ["ok", "ok"]

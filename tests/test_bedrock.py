@@ -216,3 +216,68 @@ def test_missing_botocore_says_which_extra(tmp_path, write_settings):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert "ERR" in out.stdout and 'pip install "llmnb[bedrock]"' in out.stdout, out.stderr
+
+
+RECORDED = ROOT / "tests" / "recordings" / "cloud"
+
+
+def _recorded(name):
+    import yaml
+
+    return yaml.safe_load((RECORDED / name).read_text())["interactions"][0]
+
+
+def test_a_recorded_converse_stream_replays(aws, srv, write_settings, tracker):
+    # Real ConverseStream bytes (pydantic-ai's cassette), cut into 7-byte pieces so frames
+    # straddle reads: botocore's parser must reassemble them.
+    raw = _recorded("bedrock_converse_stream.yaml")["response"]["body"]["string"]
+    _settings(write_settings, srv, model="us.amazon.nova-micro-v1:0")
+    srv.script(Fault.sse(*(raw[i : i + 7] for i in range(0, len(raw), 7))))
+    text = "".join(llmnb.connect("br").stream("What is the capital of France?"))
+    assert text.startswith("The capital of France is Paris. Paris is not only")
+    assert text.endswith('"The City of Love."')
+    row = tracker.to_dataframe().iloc[-1]
+    assert (row["status"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 13, 82)
+    assert row["cost_usd"] == pytest.approx(13 * 0.035e-6 + 82 * 0.14e-6)
+
+
+def test_a_recorded_converse_answer_replays_and_the_request_matches(
+    aws, srv, write_settings, tracker
+):
+    recorded = _recorded("bedrock_converse.yaml")
+    _settings(write_settings, srv, model="us.amazon.nova-micro-v1:0")
+    srv.script(Fault.json(200, recorded["response"]["parsed_body"]))
+    question = recorded["request"]["body"]
+    import json
+
+    prompt = json.loads(question)["messages"][0]["content"][0]["text"]
+    c = llmnb.connect("br").complete(prompt)
+    assert c.content == "The city of Paris" and c.finish_reason == "stop"
+    # The same path form as boto3's (the model id's ':' percent-encoded).
+    assert recorded["request"]["uri"].endswith(srv.last_request.path)
+    assert srv.last_request.json["messages"] == json.loads(question)["messages"]
+    row = tracker.to_dataframe().iloc[-1]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (25, 4)
+
+
+def test_async_complete_and_stream(aws, srv, write_settings, tracker):
+    import asyncio
+
+    _settings(write_settings, srv)
+    client = llmnb.connect("br")
+
+    async def go():
+        answer = await client.acomplete("hello")
+        parts = [part async for part in client.astream("hello")]
+        return answer.content, "".join(parts)
+
+    assert asyncio.run(go()) == ("Hi there!", "Hi there!")
+    assert srv.last_request.headers["authorization"] == _botocore_signature(srv, srv.last_request)
+    assert tracker.to_dataframe()["status"].tolist() == ["ok", "ok"]
+
+
+def test_a_cut_stream_is_a_network_error_not_a_short_answer(aws, srv, write_settings):
+    _settings(write_settings, srv, max_retries=0)
+    srv.script(Fault.cut_stream(after_chunks=3))
+    with pytest.raises(errors.NetworkError, match="incomplete"):
+        "".join(llmnb.connect("br").stream("hello"))
