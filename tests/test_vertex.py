@@ -179,3 +179,57 @@ def test_missing_google_auth_says_which_extra(tmp_path, write_settings):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert "ERR" in out.stdout and 'pip install "llmnb[vertex]"' in out.stdout, out.stderr
+
+
+CLAUDE = "claude-haiku-4-5@20251001"
+
+
+def _claude(write_settings, srv, **extra):
+    profile = {
+        "type": "vertex_anthropic",
+        "model": CLAUDE,
+        "credential": "fakegcred:creds",
+        "project": "my-proj",
+        "location": "us-east5",
+        "base_url": srv.url,
+        **extra,
+    }
+    write_settings({"llm": {"active_provider": "cl", "providers": {"cl": profile}}})
+
+
+def test_claude_on_vertex_raw_predict(gcp, srv, write_settings, tracker):
+    _claude(write_settings, srv)
+    client = llmnb.connect("cl")
+    assert client.complete("hello", max_tokens=100).content == "Hi there!"
+    sent = srv.last_request
+    assert sent.path == (
+        f"/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/{CLAUDE}:rawPredict"
+    )
+    assert sent.headers["authorization"] == "Bearer ya29.fake-001-SECRETTOKEN"
+    assert "x-api-key" not in sent.headers and "anthropic-version" not in sent.headers
+    assert sent.json == {
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 100,
+        "anthropic_version": "vertex-2023-10-16",
+    }
+    assert "".join(client.stream("hello")) == "Hi there!"
+    assert srv.last_request.path.endswith(":streamRawPredict")
+    assert srv.last_request.json["stream"] is True
+    rows = tracker.to_dataframe()
+    assert rows["status"].tolist() == ["ok", "ok"] and rows["provider"].tolist()[0] == (
+        "vertex_anthropic"
+    )
+    # Claude Haiku 4.5: $1 in / $5 out per million tokens (genai-prices).
+    assert rows["cost_usd"].iloc[0] == pytest.approx(2 * 1e-6 + 3 * 5e-6)
+    assert "SECRETTOKEN" not in rows.to_csv()
+
+
+def test_claude_structured_output_is_a_forced_tool(gcp, srv, write_settings):
+    _claude(write_settings, srv)
+
+    class City(BaseModel):
+        name: str
+
+    srv.script(Fault.reply('{"name": "Tokyo"}'))
+    assert llmnb.connect("cl").complete("city?", response_model=City).parsed == City(name="Tokyo")
+    assert srv.last_request.json["tool_choice"]["type"] == "tool"

@@ -27,6 +27,7 @@ BUILTINS: dict[str, str] = {
     "azure_openai": "llmnb.providers.azure_openai:AzureOpenAIProvider",
     "bedrock": "llmnb.providers.bedrock:BedrockProvider",
     "vertex": "llmnb.providers.vertex:VertexProvider",
+    "vertex_anthropic": "llmnb.providers.vertex:VertexAnthropicProvider",
     **{
         name: f"{_OPENAI}:PRESETS[{name}]"
         for name in (

@@ -1,10 +1,14 @@
-"""Gemini on Google Vertex AI, with Application Default Credentials (``llmnb[vertex]``).
+"""Google Vertex AI, with Application Default Credentials (``llmnb[vertex]``): Gemini
+(``type: vertex``) and Anthropic's Claude (``type: vertex_anthropic``).
 
 ``POST https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/
 {location}/publishers/google/models/{model}:generateContent`` (``:streamGenerateContent
 ?alt=sse``) with a bearer token: the body, answers and stream are the Gemini API's, so
-this reuses :mod:`llmnb.providers.gemini`. Credentials are ``google.auth.default()``'s
-unless the profile names a ``credential: "module:attr"`` (a google-auth Credentials).
+this reuses :mod:`llmnb.providers.gemini`. Claude is ``publishers/anthropic/models/
+{model}:rawPredict`` (``:streamRawPredict``) with Anthropic's Messages body (the model in
+the path, ``anthropic_version: vertex-2023-10-16`` in the body). Credentials are
+``google.auth.default()``'s unless the profile names a ``credential: "module:attr"`` (a
+google-auth Credentials).
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ from typing import Any, ClassVar
 
 from llmnb import errors
 from llmnb.providers._cloud import REFRESH_MARGIN, TokenCache, load_hook, require_extra
-from llmnb.providers.base import HTTPCall, key_fingerprint
+from llmnb.providers.anthropic import AnthropicProvider
+from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
 from llmnb.providers.gemini import GeminiProvider
 from llmnb.types import Request, Secret
 
-__all__ = ["VertexProvider"]
+__all__ = ["VertexAnthropicProvider", "VertexProvider"]
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 DEFAULT_LOCATION = "us-central1"
+ANTHROPIC_VERSION = "vertex-2023-10-16"
 _ADVICE = (
     "Run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS "
     "to a service-account key file)."
@@ -40,29 +46,24 @@ def _epoch(expiry: datetime.datetime | None) -> float | None:
     return expiry.timestamp()
 
 
-class VertexProvider(GeminiProvider):
-    """Google's Gemini models on a Google Cloud project's Vertex AI."""
+class _GoogleAuth:
+    """A profile's Google credentials, bearer token, project, location and endpoint."""
 
-    type_name: ClassVar[str] = "vertex"
-    needs_key: ClassVar[bool] = False
-    key_env_var: ClassVar[str | None] = None
-    default_base_url: ClassVar[str | None] = None
-
-    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
-        super().__init__(profile_name, profile, model)
-        require_extra("google.auth", "vertex", profile_name, self.type_name)
+    def __init__(self, provider: HTTPProvider) -> None:
+        self.owner = provider
+        self.profile = provider.profile
+        self.profile_name = provider.profile_name
+        require_extra("google.auth", "vertex", provider.profile_name, provider.type_name)
         self._lock = threading.Lock()
         self._credentials: Any = None
         self._adc_project: str | None = None
         self._tokens = TokenCache(
-            self._token, provider=self.type_name, profile=profile_name, model=model, advice=_ADVICE
+            self._token,
+            provider=provider.type_name,
+            profile=provider.profile_name,
+            model=provider.model,
+            advice=_ADVICE,
         )
-
-    def key_for(self, request: Request) -> Secret | None:
-        return None  # a bearer token, not a key
-
-    def secrets_for(self, request: Request) -> tuple[Secret, ...]:
-        return ()  # the token is a registered Secret: scrubbed everywhere anyway
 
     @property
     def location(self) -> str:
@@ -72,7 +73,7 @@ class VertexProvider(GeminiProvider):
         return str(found).strip() or DEFAULT_LOCATION
 
     @property
-    def base_url(self) -> str | None:
+    def base_url(self) -> str:
         url = self.profile.get("base_url")
         if url:
             return str(url).rstrip("/")
@@ -114,34 +115,101 @@ class VertexProvider(GeminiProvider):
         )
         if not found:
             raise errors.ConfigError(
-                f"profile {self.profile_name!r} (type vertex) needs a Google Cloud project: "
-                "`project: my-project` in config/settings.yaml, or GOOGLE_CLOUD_PROJECT in .env."
+                f"profile {self.profile_name!r} (type {self.owner.type_name}) needs a Google "
+                "Cloud project: `project: my-project` in config/settings.yaml, or "
+                "GOOGLE_CLOUD_PROJECT in .env."
             )
         return str(found)
 
-    def build(self, request: Request) -> HTTPCall:
+    def call(self, publisher: str, model: str, method: str, body: Any) -> HTTPCall:
         token = self._tokens.get()  # first: ADC may tell the project
-        model = urllib.parse.quote(request.model.removeprefix("models/"), safe="-._~")
-        method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         project = urllib.parse.quote(self.project, safe="")
         location = urllib.parse.quote(self.location, safe="")
         url = (
-            f"{self.base_url}/v1/projects/{project}/locations/{location}"
-            f"/publishers/google/models/{model}:{method}"
+            f"{self.base_url}/v1/projects/{project}/locations/{location}/publishers/"
+            f"{publisher}/models/{urllib.parse.quote(model, safe='-._~@')}:{method}"
         )
         bearer = Secret(f"Bearer {token.reveal()}")
         headers: dict[str, str | Secret] = {"authorization": bearer}
         quota = getattr(self._credentials, "quota_project_id", None)
         if quota:
             headers["x-goog-user-project"] = str(quota)
-        self.last_key_id = key_fingerprint(self.profile_name + ":adc")
-        return HTTPCall(url=url, json=self.body(request), headers=headers, secrets=(token, bearer))
+        self.owner.last_key_id = key_fingerprint(self.profile_name + ":adc")
+        return HTTPCall(url=url, json=body, headers=headers, secrets=(token, bearer))
 
-    def _error(
-        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
-    ) -> errors.APIError:
-        err = super()._error(status, headers, body, call)
+    def advise(self, err: errors.APIError, status: int) -> errors.APIError:
         if status in (401, 403):
             err.message = err.message.split(". Check ")[0].rstrip(".") + ". " + _ADVICE
             err.args = (err.message,)
         return err
+
+
+class VertexProvider(GeminiProvider):
+    """Google's Gemini models on a Google Cloud project's Vertex AI."""
+
+    type_name: ClassVar[str] = "vertex"
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        super().__init__(profile_name, profile, model)
+        self.google = _GoogleAuth(self)
+
+    def key_for(self, request: Request) -> Secret | None:
+        return None  # a bearer token, not a key
+
+    def secrets_for(self, request: Request) -> tuple[Secret, ...]:
+        return ()  # the token is a registered Secret: scrubbed everywhere anyway
+
+    @property
+    def base_url(self) -> str | None:
+        return self.google.base_url
+
+    def build(self, request: Request) -> HTTPCall:
+        method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+        model = request.model.removeprefix("models/")
+        return self.google.call("google", model, method, self.body(request))
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        return self.google.advise(super()._error(status, headers, body, call), status)
+
+
+class VertexAnthropicProvider(AnthropicProvider):
+    """Anthropic's Claude models on a Google Cloud project's Vertex AI."""
+
+    type_name: ClassVar[str] = "vertex_anthropic"
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
+        super().__init__(profile_name, profile, model)
+        self.google = _GoogleAuth(self)
+
+    def key_for(self, request: Request) -> Secret | None:
+        return None
+
+    def secrets_for(self, request: Request) -> tuple[Secret, ...]:
+        return ()
+
+    @property
+    def base_url(self) -> str | None:
+        return self.google.base_url
+
+    def body(self, request: Request) -> dict[str, Any]:
+        body = super().body(request)
+        body.pop("model", None)  # in the path
+        body["anthropic_version"] = str(self.profile.get("anthropic_version") or ANTHROPIC_VERSION)
+        return body
+
+    def build(self, request: Request) -> HTTPCall:
+        method = "streamRawPredict" if request.stream else "rawPredict"
+        return self.google.call("anthropic", request.model, method, self.body(request))
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, call: HTTPCall
+    ) -> errors.APIError:
+        return self.google.advise(super()._error(status, headers, body, call), status)

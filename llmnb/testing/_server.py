@@ -28,7 +28,12 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
-from llmnb.testing._vertex_wire import VERTEX_PATH, VertexGeminiWire
+from llmnb.testing._vertex_wire import (
+    VERTEX_ANTHROPIC_PATH,
+    VERTEX_PATH,
+    VertexAnthropicWire,
+    VertexGeminiWire,
+)
 from llmnb.testing._wire import ChatCall, ChatWire, RecordedRequest, Reply
 
 __all__ = ["FakeLLMServer", "Handler"]
@@ -133,6 +138,7 @@ class FakeLLMServer:
             _Route("POST", AZURE_PATH, self._chat(AzureChatWire())),
             _Route("POST", BEDROCK_PATH, self._chat(BedrockConverseWire())),
             _Route("POST", VERTEX_PATH, self._chat(VertexGeminiWire())),
+            _Route("POST", VERTEX_ANTHROPIC_PATH, self._chat(VertexAnthropicWire())),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
 

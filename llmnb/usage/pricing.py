@@ -63,6 +63,7 @@ PROVIDER_IDS: dict[str, str] = {
     "azure_openai": "azure",
     "bedrock": "aws",
     "vertex": "google",
+    "vertex_anthropic": "anthropic",
 }
 
 _INF = math.inf
