@@ -281,3 +281,14 @@ def test_a_cut_stream_is_a_network_error_not_a_short_answer(aws, srv, write_sett
     srv.script(Fault.cut_stream(after_chunks=3))
     with pytest.raises(errors.NetworkError, match="incomplete"):
         "".join(llmnb.connect("br").stream("hello"))
+
+
+def test_a_server_quoting_the_secret_key_is_scrubbed(aws, srv, write_settings, tracker):
+    _settings(write_settings, srv, max_retries=0)
+    quoted = {"message": f"The request signature we calculated does not match ({SK}, {TOKEN})"}
+    srv.script(Fault.json(403, quoted, headers={"x-amzn-ErrorType": "InvalidSignatureException"}))
+    with pytest.raises(errors.AuthenticationError) as info:
+        llmnb.connect("br").complete("hello")
+    shown = str(info.value) + repr(info.value) + str(info.value.body)
+    assert "does not match" in shown and SK not in shown and TOKEN not in shown
+    assert SK not in tracker.to_dataframe().to_csv()
