@@ -222,6 +222,15 @@ class ProfileConfig(_Section):
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    # cloud providers (azure_openai, bedrock, vertex)
+    deployment: str | None = None
+    api_version: str | None = None
+    auth: str | None = None
+    credential: str | None = None  # "module:attr": a credential object or its factory
+    region: str | None = None
+    aws_profile: str | None = None
+    project: str | None = None
+    location: str | None = None
 
     @field_validator("api_keys", "allowed_tools", "disallowed_tools", mode="before")
     @classmethod

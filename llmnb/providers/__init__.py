@@ -24,6 +24,10 @@ BUILTINS: dict[str, str] = {
     "copilot_cli": "llmnb.providers.cli_copilot:CopilotCLIProvider",
     "gemini_cli": "llmnb.providers.cli_gemini:GeminiCLIProvider",
     "local_hf": "llmnb.providers.local_hf:LocalHFProvider",
+    "azure_openai": "llmnb.providers.azure_openai:AzureOpenAIProvider",
+    "bedrock": "llmnb.providers.bedrock:BedrockProvider",
+    "vertex": "llmnb.providers.vertex:VertexProvider",
+    "vertex_anthropic": "llmnb.providers.vertex:VertexAnthropicProvider",
     **{
         name: f"{_OPENAI}:PRESETS[{name}]"
         for name in (

@@ -171,6 +171,8 @@ class HTTPCall:
     headers: dict[str, str | Secret] = field(default_factory=dict)
     method: str = "POST"
     secrets: tuple[str | Secret, ...] = ()
+    # The exact body bytes, sent instead of ``json`` (a signed request: SigV4).
+    content: bytes | None = None
 
     def __repr__(self) -> str:
         # Shown as a local in verbose tracebacks: the URL may hold a password, the
@@ -185,6 +187,9 @@ class HTTPProvider(Provider):
     """Shared sync/async HTTP I/O; subclasses implement the wire format only."""
 
     default_base_url: ClassVar[str | None] = None
+    # A stream of binary frames (AWS event-stream) instead of SSE text: the body's bytes
+    # go to ``stream_decoder()``, whose events reach ``parse_event`` as SSE events do.
+    binary_stream: ClassVar[bool] = False
 
     def __init__(self, profile_name: str, profile: Mapping[str, Any], model: str) -> None:
         super().__init__(profile_name, profile, model)
@@ -209,6 +214,11 @@ class HTTPProvider(Provider):
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
         """One SSE event → a chunk; ``None`` to skip it; raise ``StopIteration`` at the end."""
         raise NotImplementedError(f"{type(self).__name__} must implement parse_event()")
+
+    def stream_decoder(self) -> Any:
+        """A fresh decoder for one stream: ``feed(text_or_bytes)`` and ``flush()`` give
+        :class:`SSEEvent` lists."""
+        return SSEDecoder()
 
     # --- shared core --------------------------------------------------------------
     def key_for(self, request: Request) -> Secret | None:
@@ -419,7 +429,8 @@ class HTTPProvider(Provider):
                 r = http.request(
                     call.method,
                     call.url,
-                    json=call.json,
+                    json=call.json if call.content is None else None,
+                    content=call.content,
                     headers=self._headers(call),
                     timeout=timeout,
                 )
@@ -444,7 +455,12 @@ class HTTPProvider(Provider):
         done = False
         try:
             req = http.build_request(
-                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+                call.method,
+                call.url,
+                json=call.json if call.content is None else None,
+                content=call.content,
+                headers=self._headers(call),
+                timeout=timeout,
             )
             with _deadline.deadline(at):
                 r = http.send(req, stream=True)
@@ -454,8 +470,8 @@ class HTTPProvider(Provider):
                         body = r.read()
                     raise self._error(r.status_code, r.headers, body, call)
                 self._check_stream_type(r.headers, call)
-                decoder = SSEDecoder()
-                texts = r.iter_text()
+                decoder = self.stream_decoder()
+                texts = r.iter_bytes() if self.binary_stream else r.iter_text()
                 while not done:
                     with _deadline.deadline(at):
                         text = next(texts, None)
@@ -500,7 +516,8 @@ class HTTPProvider(Provider):
                 r = await http.request(
                     call.method,
                     call.url,
-                    json=call.json,
+                    json=call.json if call.content is None else None,
+                    content=call.content,
                     headers=self._headers(call),
                     timeout=timeout,
                 )
@@ -523,7 +540,12 @@ class HTTPProvider(Provider):
         done = False
         try:
             req = http.build_request(
-                call.method, call.url, json=call.json, headers=self._headers(call), timeout=timeout
+                call.method,
+                call.url,
+                json=call.json if call.content is None else None,
+                content=call.content,
+                headers=self._headers(call),
+                timeout=timeout,
             )
             with _deadline.deadline(at):
                 r = await http.send(req, stream=True)
@@ -533,8 +555,8 @@ class HTTPProvider(Provider):
                         body = await r.aread()
                     raise self._error(r.status_code, r.headers, body, call)
                 self._check_stream_type(r.headers, call)
-                decoder = SSEDecoder()
-                texts = r.aiter_text()
+                decoder = self.stream_decoder()
+                texts = r.aiter_bytes() if self.binary_stream else r.aiter_text()
                 while not done:
                     with _deadline.deadline(at):
                         text = await anext(texts, None)

@@ -74,7 +74,8 @@ class ChatAnswer:
     async def _stream(
         self, events: Sequence[bytes], headers: tuple[tuple[str, str], ...] = ()
     ) -> None:
-        await self.responder.start_chunked(200, "text/event-stream", headers)
+        kind = getattr(self.wire, "stream_type", "text/event-stream")  # Bedrock: binary
+        await self.responder.start_chunked(200, kind, headers)
         if self.sse_comments:
             await self.responder.write_chunk(b": OPENROUTER PROCESSING\n\n")
         for event in events:

@@ -15,7 +15,9 @@ from typing import Any
 
 from llmnb.testing._answers import ChatAnswer, plan_reply
 from llmnb.testing._anthropic_wire import AnthropicMessagesWire
+from llmnb.testing._azure_wire import AZURE_PATH, AzureChatWire
 from llmnb.testing._batch_wire import batch_routes
+from llmnb.testing._bedrock_wire import BEDROCK_PATH, BedrockConverseWire
 from llmnb.testing._embeddings_wire import EmbeddingsWire, gemini_models
 from llmnb.testing._faults import ErrorInfo, Fault
 from llmnb.testing._gemini_wire import GeminiWire
@@ -27,6 +29,12 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
+from llmnb.testing._vertex_wire import (
+    VERTEX_ANTHROPIC_PATH,
+    VERTEX_PATH,
+    VertexAnthropicWire,
+    VertexGeminiWire,
+)
 from llmnb.testing._wire import ChatCall, ChatWire, RecordedRequest, Reply
 
 __all__ = ["FakeLLMServer", "Handler"]
@@ -128,6 +136,10 @@ class FakeLLMServer:
                 self._chat(GeminiWire()),
             ),
             _Route("GET", re.compile(r"(?:/v1(?:beta|alpha)?)?/models/?"), self._list_models),
+            _Route("POST", AZURE_PATH, self._chat(AzureChatWire())),
+            _Route("POST", BEDROCK_PATH, self._chat(BedrockConverseWire())),
+            _Route("POST", VERTEX_PATH, self._chat(VertexGeminiWire())),
+            _Route("POST", VERTEX_ANTHROPIC_PATH, self._chat(VertexAnthropicWire())),
         ]
         self._routes += [_Route(m, p, h) for m, p, h in batch_routes(self)]  # batch APIs
         # Embeddings (OpenAI /embeddings, Gemini :batchEmbedContents): the same faults.

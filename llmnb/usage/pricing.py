@@ -60,6 +60,10 @@ PROVIDER_IDS: dict[str, str] = {
     "fireworks": "fireworks",
     "perplexity": "perplexity",
     "cohere": "cohere",
+    "azure_openai": "azure",
+    "bedrock": "aws",
+    "vertex": "google",
+    "vertex_anthropic": "anthropic",
 }
 
 _INF = math.inf
