@@ -297,3 +297,46 @@ def test_llmnb_demo_footer_times_agree_with_its_table(capsys, monkeypatch):
         # the attempt's time, as the table shows it (the call's own wall time may differ)
         shown = re.findall(r"(\d+ (?:µs|ms)|\d+\.\d s)(?: attempt \(as in the table\))?\]", footer)
         assert shown and f"  {shown[-1]}  " in table
+
+
+# -- free-form parameters per cell ----------------------------------------------------------
+
+
+def _server_settings(srv: Any) -> dict[str, Any]:
+    profile = {"type": "openai_compatible", "model": "fake-model", "base_url": srv.base_url}
+    return {"llm": {"active_provider": "fake", "providers": {"fake": profile}}}
+
+
+def test_params_json_and_repeated_p_reach_the_wire(ip, write_settings):
+    from llmnb.testing import FakeLLMServer
+
+    with FakeLLMServer(default_response="ok") as srv:
+        write_settings(_server_settings(srv))
+        ran = run(ip, """%%llm --params '{"top_p": 0.9, "seed": 7}' -P seed=8 -P stop=END\nhi""")
+        body = srv.last_request.json
+        assert ran.data("text/markdown") == ["ok"]
+        assert body["top_p"] == 0.9 and body["seed"] == 8  # -P comes after --params
+        assert body["stop"] == "END"  # not JSON: the text itself
+        one = run(ip, '%llm -P user="ada" -P n=1 hello')
+        assert one.result.error_in_exec is None
+        body = srv.last_request.json
+        assert (
+            body["user"] == "ada" and body["n"] == 1 and body["messages"][-1]["content"] == "hello"
+        )
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("--params '{top_p: 0.9}'", "--params: not valid JSON"),
+        ("--params '[1, 2]'", "--params: give a JSON object"),
+        ("-P top_p", "-P 'top_p': write -P KEY=VALUE"),
+        ("-P '=3'", "write -P KEY=VALUE"),
+    ],
+)
+def test_bad_params_are_one_red_line_naming_the_option(ip, write_settings, line, needle):
+    write_settings(mock_settings())
+    ran = run(ip, f"%%llm {line}\nhi")
+    assert ran.result.error_in_exec is not None
+    lines = ran.error_lines
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("UsageError")

@@ -198,9 +198,44 @@ def _params(opts: argparse.Namespace) -> dict[str, Any]:
         params["temperature"] = opts.temperature
     if opts.max_tokens is not None:
         params["max_tokens"] = opts.max_tokens
+    params.update(_free_params(opts))
     if opts.no_cache:
         params["cache"] = False  # only when asked: a client that knows no cache ignores it
     return params
+
+
+def _free_params(opts: argparse.Namespace) -> dict[str, Any]:
+    """``--params JSON`` then each ``-P key=value`` (later ones win)."""
+    import json
+
+    found: dict[str, Any] = {}
+    raw = getattr(opts, "params", None)
+    if raw is not None:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"--params: not valid JSON ({exc.msg} at column {exc.colno}): {raw!r}; write "
+                """an object such as --params '{"top_p": 0.9, "seed": 7}'"""
+            ) from None
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"--params: give a JSON object of parameters, not {type(value).__name__} {raw!r}"
+            )
+        found.update(value)
+    for item in getattr(opts, "param", None) or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"-P {item!r}: write -P KEY=VALUE, e.g. -P top_p=0.9 or -P stop=END")
+        try:
+            found[key] = json.loads(text)
+        except json.JSONDecodeError:
+            found[key] = text  # -P stop=END: not JSON, so the text itself
+    for key in found:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise UsageError(f"--params: {key!r} is not a parameter name")
+    return found
 
 
 # -- calling ----------------------------------------------------------------------------
