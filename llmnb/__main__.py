@@ -26,12 +26,20 @@ OK, BAD, SKIP = "✓", "✗", "–"
 
 def _footer(c: object) -> str:
     from llmnb.types import Completion
+    from llmnb.usage import get_tracker
+    from llmnb.usage.format import duration, money, tokens
 
     assert isinstance(c, Completion)
-    cost = "n/a" if c.cost_usd != c.cost_usd else f"${c.cost_usd:.6f}"  # NaN → n/a
+    rows = [r for r in get_tracker().records if r.call_id == c.call_id]
+    # The call's wall time includes llmnb's own work (first imports, the budget, the
+    # store); the usage table shows each attempt's time: say both, so they agree.
+    took = duration(c.latency_s)
+    if rows and duration(rows[-1].latency_s) != took:
+        took = f"{took} call, {duration(rows[-1].latency_s)} attempt (as in the table)"
     return (
-        f"  [{c.profile} · {c.model} · {c.usage.prompt_tokens}→{c.usage.completion_tokens} tokens"
-        f" · {cost} ({c.cost_source}) · {c.latency_s * 1000:.0f} ms]"
+        f"  [{c.profile} · {c.model} · {tokens(c.usage.prompt_tokens)}→"
+        f"{tokens(c.usage.completion_tokens)} tokens · {money(c.cost_usd)} ({c.cost_source})"
+        f" · {took}]"
     )
 
 
@@ -61,8 +69,6 @@ def demo(profile: str) -> int:
         print(_footer(stream.completion))
     client.close()
 
-    import pandas as pd
-
     tracker = get_tracker()
     df = tracker.to_dataframe()
     df = df[df["session"] == tracker.session]  # this run's rows; `llmnb usage` shows all
@@ -77,11 +83,11 @@ def demo(profile: str) -> int:
         "latency_s",
         "status",
     ]
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print("\nUsage (one row per attempt):")
-        print(df[cols].to_string(index=False))
-        print("\nSummary by model:")
-        print(summarize(df, "model").to_string())
+    rows = df[cols].assign(time=df["time"].dt.strftime("%H:%M:%S")).set_index("time")
+    print("\nUsage (one row per attempt):")
+    print(_summary_text(rows))
+    print("\nSummary by model:")
+    print(_summary_text(summarize(df, "model")))
     print(f"\nUsage store: {describe_store(tracker.store)} — `llmnb usage` shows every session.")
     return 0
 
@@ -134,7 +140,7 @@ def usage(by: str, since: str | None, csv: str | None, store: str | None) -> int
         f"{path}{window}: {t['requests']:,} calls, {t['attempts']:,} attempts, "
         f"{t['errors']:,} errors, {t['prompt_tokens']:,} → {t['completion_tokens']:,} "
         f"tokens, {_cost(t['cost_usd'])}"
-        + (f" (+ {t['unknown_cost']:,} rows of unknown cost)" if t["unknown_cost"] else "")
+        + (f" (+ {plural(t['unknown_cost'], 'row')} of unknown cost)" if t["unknown_cost"] else "")
     )
     if len(df):
         print()
@@ -161,7 +167,7 @@ def _usage_team(spec: str, by: str, since: str | None, csv: str | None) -> int:
         f"{db.url}{window}: {t['requests']:,} calls, {t['attempts']:,} attempts, "
         f"{t['errors']:,} errors, {t['prompt_tokens']:,} → {t['completion_tokens']:,} "
         f"tokens, {_cost(t['cost_usd'])}"
-        + (f" (+ {t['unknown_cost']:,} rows of unknown cost)" if t["unknown_cost"] else "")
+        + (f" (+ {plural(t['unknown_cost'], 'row')} of unknown cost)" if t["unknown_cost"] else "")
     )
     if len(df):
         print()
@@ -173,6 +179,12 @@ def _usage_team(spec: str, by: str, since: str | None, csv: str | None) -> int:
     return 0
 
 
+def plural(count: int, word: str) -> str:
+    from llmnb.usage.format import plural as _plural
+
+    return _plural(count, word)
+
+
 def _cost(value: float) -> str:
     from llmnb.usage.report import format_cost
 
@@ -180,14 +192,9 @@ def _cost(value: float) -> str:
 
 
 def _summary_text(table: pd.DataFrame) -> str:
-    import pandas as pd
+    from llmnb.usage.table import text
 
-    shown = table.copy()
-    shown["cost_usd"] = shown["cost_usd"].map(_cost)
-    shown["latency_p50_s"] = shown["latency_p50_s"].map(lambda v: "–" if v != v else f"{v:.2f}")
-    shown.index = shown.index.map(lambda k: "(none)" if k is None or k != k else k)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        return str(shown.to_string())
+    return text(table)
 
 
 # -- llmnb doctor ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -487,11 +488,11 @@ def test_llm_budget_shows_limit_window_spent_and_reserved(ip, slow_server, write
     shown = run(ip, "%llm budget").stdout
     today = time.strftime("%Y-%m-%d")
     assert (
-        "Session budget: $2.0000 · spent so far: $0 (calls with a known price in the window "
+        "Session budget: $2.00 · spent so far: $0 (calls with a known price in the window "
         f"— the number the budget checks) · window: day since {today} 00:00 (every kernel "
         "using this usage store) · reserved: $0\n"
     ) in shown
-    assert "Profile p budget: $0.5000 · spent: $0 · window: week since " in shown
+    assert "Profile p budget: $0.50 · spent: $0 · window: week since " in shown
 
     slow_server.script(Fault.slow(1.5))
     client = llmnb.create_llm_client_from_profile()
@@ -507,9 +508,9 @@ def test_llm_budget_shows_limit_window_spent_and_reserved(ip, slow_server, write
     finally:
         worker.join(30)
     assert "reserved: $0\n" not in during  # the call in flight holds its estimate
-    assert "reserved: $0.0000" in during
+    assert re.search(r"reserved: \$0\.0+[1-9]", during)
     after = run(ip, "%llm budget").stdout
-    assert "spent so far: $0.0000" in after and "reserved: $0\n" in after
+    assert re.search(r"spent so far: \$0\.0+[1-9]", after) and "reserved: $0\n" in after
     assert "spent: $0 " not in after
 
 

@@ -45,7 +45,7 @@ def test_footer_shows_the_cost_when_the_price_is_known(ip, write_settings):
     # "hello": 2 tokens in; "[m] You said: hello": 5 tokens out (estimated by the mock)
     assert answer.metadata["llmnb"]["usage"]["cost_usd"] == pytest.approx(0.012)
     assert answer.metadata["llmnb"]["usage"]["cost_source"] == "estimate"
-    assert "~2→5 tokens · ~$0.0120 · " in footer.data["text/plain"]
+    assert "~2→5 tokens · ~$0.012 · " in footer.data["text/plain"]
 
 
 def test_footer_can_be_switched_off(ip):
@@ -366,8 +366,10 @@ def test_dry_run_shows_everything_and_sends_nothing(ip, write_settings, tracker)
     assert "fake" in shown and "fake-model" in shown
     assert "max_tokens=100" in shown and "temperature=0.3" in shown
     prompt_tokens = math.ceil(len("Be brief.") / 4) + math.ceil(len("Explain SSE") / 4)
-    assert f"${prompt_tokens * 1000 / 1e6:.6f}" in shown  # prompt cost at $1000/Mtok
-    assert "$0.2000" in shown  # at most 100 answer tokens at $2000/Mtok
+    assert f"${prompt_tokens * 1000 / 1e6:.4f}" in shown  # prompt cost at $1000/Mtok
+    assert "(≤ $0.20)" in shown  # at most 100 answer tokens at $2000/Mtok
+    # The total a user can expect to pay at most: prompt cost + the answer's ceiling.
+    assert f"≤ ${prompt_tokens * 1000 / 1e6 + 0.2:.2f}" in shown
 
 
 def test_dry_run_with_unknown_price_says_na(ip):

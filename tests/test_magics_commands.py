@@ -182,7 +182,7 @@ def test_budget_sets_the_session_limit_and_stops_spending(ip, write_settings):
     try:
         ran = run(ip, "%llm budget 0.5")
         assert get_session_budget() == 0.5
-        assert "Session budget: $0.5000" in ran.stdout
+        assert "Session budget: $0.50 " in ran.stdout
         run(ip, "%llm budget 0.000001")
         results = [run(ip, "%llm spend something") for _ in range(2)]
         last = results[-1]

@@ -4,6 +4,9 @@ and settings paths shown relative to the working directory."""
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -76,7 +79,7 @@ def test_budget_shows_the_spend_it_checks_and_labels_the_usage_table(ip, write_s
             "— the number the budget checks)"
         ) in text
         assert "Usage table" not in text  # the same number: shown once
-        assert f"Profile priced budget: $5.0000 · spent: {format_cost(spent)}" in text
+        assert f"Profile priced budget: $5.00 · spent: {format_cost(spent)}" in text
 
         budget.reset_spend()  # the budget starts over; the usage table keeps its rows
         text = run(ip, "%llm budget").stdout
@@ -132,9 +135,21 @@ def test_settings_paths_are_relative_inside_the_working_directory_absolute_outsi
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("LLMNB_SETTINGS", str(settings))
+    # Near the working directory (a notebooks/ folder beside config/): relative, so a
+    # saved notebook names no machine's folders.
     listed = run(ip, "%llm list").stdout
-    assert any(f"Settings: {p}." in listed for p in (settings, settings.resolve()))
+    assert "Settings: ../elsewhere/settings.yaml." in listed and str(tmp_path) not in listed
     shown = run(ip, "%llm config").outputs[0].data["text/plain"]
-    assert any(f"settings: {p}\n" in shown for p in (settings, settings.resolve()))
-    env = elsewhere / ".env"
-    assert any(f".env: {p}\n" in shown for p in (env, env.resolve()))
+    assert "settings: ../elsewhere/settings.yaml\n.env: ../elsewhere/.env\n" in shown
+    # Far from it: absolute.
+    far = Path(tempfile.mkdtemp(prefix="llmnb-far-"))
+    try:
+        (far / "settings.yaml").write_text(yaml.safe_dump(mock_settings()))
+        monkeypatch.setenv("LLMNB_SETTINGS", str(far / "settings.yaml"))
+        listed = run(ip, "%llm list").stdout
+        assert any(
+            f"Settings: {p}." in listed
+            for p in (far / "settings.yaml", far.resolve() / "settings.yaml")
+        )
+    finally:
+        shutil.rmtree(far)

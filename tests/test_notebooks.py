@@ -166,6 +166,8 @@ def test_sanitize_patterns_do_not_hide_answers_or_costs() -> None:
 
     footer = "demo · mock-1 · ~5→21 tokens · ~$0.000013 · 0.23 s"
     assert sanitize(footer) == "demo · mock-1 · ~5→21 tokens · ~$0.000013 · #.## s"
+    for shown in ("26 µs", "12 ms", "1.2 s", "12 s", "2 min 5 s"):  # llmnb's time format
+        assert sanitize(f"mock-1 · {shown} · chat") == "mock-1 · #.## s · chat"
     answer = "Hello! I'm the offline demo model: no key, no network, same API as the real ones."
     assert sanitize(answer) == answer
     row = "4         gpt-4o-mini        2               ok   0.000014  price_table"
@@ -185,7 +187,8 @@ def test_main_job_runs_the_quickstart_headless(tmp_path: Path) -> None:
     executed = tmp_path / "01_quickstart.ipynb"
     assert f"Executed notebook: {executed}" in proc.stdout
     assert "Hello! I'm the offline demo model" in proc.stdout
-    assert re.search(r"demo · mock-1 · ~\d+→\d+ tokens · ~\$0\.0000\d+ · \d+\.\d\d s", proc.stdout)
+    footer = r"demo · mock-1 · ~\d+→\d+ tokens · ~\$0\.0000\d+ · \d+(\.\d)? (µs|ms|s)\b"
+    assert re.search(footer, proc.stdout)
     nb = json.loads(executed.read_text())
     assert all(c["execution_count"] for c in _code_cells(nb))
     # the repository's copy is not the one that was written

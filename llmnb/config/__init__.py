@@ -40,7 +40,9 @@ python-dotenv); everything above may import it.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,6 +88,7 @@ __all__ = [
     "get_session_params",
     "get_session_provider",
     "load_settings",
+    "on_session_change",
     "redact",
     "require_api_key",
     "resolve_api_keys",
@@ -103,6 +106,8 @@ USER_SIMULATOR = "user_simulator"
 # The notebook session's choice (%llm use, the picker): one per kernel, hence globals.
 _session: tuple[str | None, str | None] = (None, None)
 _session_params: dict[str, Any] = {}
+_session_listeners: list[Callable[[], object]] = []
+_log = logging.getLogger("llmnb.config")
 
 
 class Profile(dict[str, Any]):
@@ -329,9 +334,26 @@ def set_session_provider(name: str | None, model: str | None = None) -> None:
     if name is None:
         _session = (None, None)
         _session_params.clear()
-        return
-    _lookup(load_settings(), name)  # raises ProviderNotFoundError for an unknown name
-    _session = (name, model or None)
+    else:
+        _lookup(load_settings(), name)  # raises ProviderNotFoundError for an unknown name
+        _session = (name, model or None)
+    for listener in list(_session_listeners):
+        try:
+            listener()
+        except Exception:  # a listener's failure must not undo or block the choice
+            _log.debug("session listener %r failed", listener, exc_info=True)
+
+
+def on_session_change(listener: Callable[[], object]) -> Callable[[], None]:
+    """Call ``listener()`` after every :func:`set_session_provider` (the picker uses it to
+    stay true to ``%llm use``); returns a function that removes it again."""
+    _session_listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _session_listeners:
+            _session_listeners.remove(listener)
+
+    return remove
 
 
 def get_session_provider() -> tuple[str | None, str | None]:

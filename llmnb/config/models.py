@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -59,11 +60,20 @@ BudgetWindow = Literal["session", "day", "week", "month"]
 
 
 def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when under it, else as given."""
+    """``path`` relative to the working directory when under it or near it (``../config/
+    settings.yaml`` from a notebooks folder: saved outputs name no machine's folders),
+    else as given."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        full, here = path.resolve(), Path.cwd().resolve()
+        try:
+            return str(full.relative_to(here))
+        except ValueError:
+            rel = Path(os.path.relpath(full, here))
+            if rel.parts[:3].count("..") <= 2 and ".." not in rel.parts[2:]:
+                return str(rel)
     except (ValueError, OSError):
-        return str(path)
+        pass
+    return str(path)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:

@@ -178,11 +178,13 @@ def refusal(
         )
     else:
         how = f"raise llm.providers.{scope.profile}.budget_usd in config/settings.yaml"
-    held = f", ${reserved:.4f} reserved by calls in flight" if reserved > 0 else ""
+    from llmnb.usage.format import money
+
+    held = f", {money(reserved)} reserved by calls in flight" if reserved > 0 else ""
     return errors.BudgetExceededError(
-        f"{scope_name(scope)} of ${scope.limit:.4f} would be exceeded: ${spent:.4f} spent"
+        f"{scope_name(scope)} of {money(scope.limit)} would be exceeded: {money(spent)} spent"
         f"{window_text(scope.window, since)}{held}, and this call (model "
-        f"{call.request.model!r}) may cost up to ${estimate:.4f}. Nothing was sent; {how}.",
+        f"{call.request.model!r}) may cost up to {money(estimate)}. Nothing was sent; {how}.",
         scope=scope.name,
         limit_usd=scope.limit,
         spent_usd=spent,

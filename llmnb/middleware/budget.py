@@ -367,12 +367,14 @@ class BudgetMiddleware(Middleware):
                 if spent < scope.warn_at * scope.limit or key in _warned:
                     continue
                 _warned.add(key)
+            from llmnb.usage.format import money
+
             log.warning(
-                "llmnb: %s of %s is spent: $%.4f of $%.4f%s",
+                "llmnb: %s of %s is spent: %s of %s%s",
                 f"{scope.warn_at:.0%}",
                 scope_name(scope),
-                spent,
-                scope.limit,
+                money(spent),
+                money(scope.limit),
                 window_text(scope.window, since),
             )
 

@@ -73,6 +73,18 @@ _ARGUMENTS = [
         "at once and show one table: answer, tokens, cost, latency",
     ),
     argument("--insert", action="store_true", help="with -f code: put the code in a new cell"),
+    argument(
+        "--params",
+        metavar="JSON",
+        help='more call parameters as a JSON object: --params \'{"top_p": 0.9, "seed": 7}\'',
+    ),
+    argument(
+        "-P",
+        dest="param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="one call parameter (repeatable); VALUE is read as JSON if it parses, else text",
+    ),
 ]
 
 

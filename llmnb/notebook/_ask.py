@@ -8,6 +8,7 @@ path of one prompt through it: a plain call, a stream, a ``--compare`` fan-out, 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextvars
 import html
 import keyword
@@ -24,6 +25,7 @@ from llmnb.errors import ResponseFormatError
 from llmnb.notebook import _display as d
 from llmnb.notebook._clients import Target, parse_target, parse_targets
 from llmnb.notebook._interpolate import InterpolationError, interpolate
+from llmnb.usage import format as _fmt
 
 if TYPE_CHECKING:
     from llmnb.client.client import LLMClient
@@ -49,7 +51,12 @@ def ask(
     if opts.agent:
         _check_agent(opts.agent, opts.step)
     shell = magics.ip if magics.shell is not None else None
-    namespace = shell.user_ns if shell is not None else {}
+    namespace: Mapping[str, Any] = shell.user_ns if shell is not None else {}
+    raw = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if shell is not None and isinstance(raw, list):
+        # {In[3]} is what the user wrote (%%llm …), not IPython's translation of it
+        # (get_ipython().run_cell_magic(…)) that In itself holds.
+        namespace = collections.ChainMap({"In": raw}, shell.user_ns)
     hidden = shell.user_ns_hidden if shell is not None else {}
     system: str | None = opts.system or None
     if interpolated:
@@ -76,7 +83,7 @@ def ask(
     if chat is not None:
         chat.add_assistant(completion.content)
         magics.chats[chat.name] = chat  # the turn is kept only once it succeeded
-        extra.append(f"chat {chat.name!r}: {chat.turns} turns")
+        extra.append(f"chat {chat.name!r}: {_fmt.plural(chat.turns, 'turn')}")
     if opts.out:
         magics.ip.user_ns[opts.out] = rendered.value
         extra.append(f"→ {opts.out}")
@@ -191,9 +198,44 @@ def _params(opts: argparse.Namespace) -> dict[str, Any]:
         params["temperature"] = opts.temperature
     if opts.max_tokens is not None:
         params["max_tokens"] = opts.max_tokens
+    params.update(_free_params(opts))
     if opts.no_cache:
         params["cache"] = False  # only when asked: a client that knows no cache ignores it
     return params
+
+
+def _free_params(opts: argparse.Namespace) -> dict[str, Any]:
+    """``--params JSON`` then each ``-P key=value`` (later ones win)."""
+    import json
+
+    found: dict[str, Any] = {}
+    raw = getattr(opts, "params", None)
+    if raw is not None:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"--params: not valid JSON ({exc.msg} at column {exc.colno}): {raw!r}; write "
+                """an object such as --params '{"top_p": 0.9, "seed": 7}'"""
+            ) from None
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"--params: give a JSON object of parameters, not {type(value).__name__} {raw!r}"
+            )
+        found.update(value)
+    for item in getattr(opts, "param", None) or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"-P {item!r}: write -P KEY=VALUE, e.g. -P top_p=0.9 or -P stop=END")
+        try:
+            found[key] = json.loads(text)
+        except json.JSONDecodeError:
+            found[key] = text  # -P stop=END: not JSON, so the text itself
+    for key in found:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise UsageError(f"--params: {key!r} is not a parameter name")
+    return found
 
 
 # -- calling ----------------------------------------------------------------------------
@@ -288,7 +330,7 @@ def _compare(
                 shown,
                 d.format_tokens(result),
                 d.format_cost(result.cost_usd, result.cost_source),
-                f"{result.latency_s:.2f} s",
+                _fmt.duration(result.latency_s),
             ]
         )
     headers = ["profile", "model", "answer", "tokens", "cost", "latency"]
@@ -300,7 +342,7 @@ def _compare(
         cost = d.format_cost(math.fsum(known)) if known else "n/a"
         if known and len(known) < len(clients):
             cost += " + n/a"  # some answers have no known price (or failed): not $0
-        parts = [f"{len(clients)} profiles", f"total {cost}", f"wall {wall:.2f} s"]
+        parts = [f"{len(clients)} profiles", f"total {cost}", f"wall {_fmt.duration(wall)}"]
         if out:
             parts.append(f"→ {out}")
         d.show(d.footer_bundle(" · ".join(parts)), {"llmnb": {"compare": meta}})
@@ -350,13 +392,18 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
         except ValueError:
             price = None
         if price is None:
-            input_cost, output = "n/a", "n/a"
+            input_cost, output, total = "n/a", "n/a", "n/a"
         else:
-            input_cost = d.format_cost(prompt_tokens * price.input)
+            prompt_usd = prompt_tokens * price.input
+            input_cost = d.format_cost(prompt_usd)
             output = f"{d.format_cost(price.output * 1000)} per 1k tokens"
             max_tokens = merged.get("max_tokens")
             if max_tokens:
-                output += f" (≤ {d.format_cost(price.output * int(max_tokens))})"
+                ceiling = price.output * int(max_tokens)
+                output += f" (≤ {d.format_cost(ceiling)})"
+                total = f"≤ {d.format_cost(prompt_usd + ceiling)}"
+            else:  # no answer limit: only the prompt's part is certain
+                total = f"{input_cost} + answer"
         merged = redact_mapping(merged)  # params may carry headers or keys
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(merged.items())) or "—"
         rows.append(
@@ -368,9 +415,19 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
                 f"~{prompt_tokens}",
                 input_cost,
                 output,
+                total,
             ]
         )
-    headers = ["profile", "type", "model", "params", "prompt tokens", "prompt cost", "answer cost"]
+    headers = [
+        "profile",
+        "type",
+        "model",
+        "params",
+        "prompt tokens",
+        "prompt cost",
+        "answer cost",
+        "total",
+    ]
     table = d.table_bundle(headers, rows)
     transcript = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
     title = "Dry run: nothing was sent."

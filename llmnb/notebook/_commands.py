@@ -193,6 +193,7 @@ def cmd_config(magics: LLMMagics, rest: str) -> None:
 def cmd_usage(magics: LLMMagics, rest: str) -> Any:
     from llmnb.usage import get_tracker, store_status
     from llmnb.usage.report import summarize
+    from llmnb.usage.table import UsageFrame
 
     # MagicArgumentParser: its errors are UsageErrors (one line), not SystemExit.
     parser: argparse.ArgumentParser = _ma.MagicArgumentParser(prog="%llm usage")  # type: ignore[no-untyped-call]
@@ -211,9 +212,10 @@ def cmd_usage(magics: LLMMagics, rest: str) -> Any:
         return df.reset_index(drop=True)
     keys = [k.strip() for k in opts.by.split(",") if k.strip()]
     try:
-        return summarize(df, keys[0] if len(keys) == 1 else keys)
+        summary = summarize(df, keys[0] if len(keys) == 1 else keys)
     except ValueError as exc:
         raise UsageError(f"%llm usage --by: {exc}") from None
+    return UsageFrame(summary)  # shown formatted (n/a, units); the numbers stay exact
 
 
 def cmd_reset(magics: LLMMagics, rest: str) -> None:

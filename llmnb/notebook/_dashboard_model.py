@@ -198,6 +198,7 @@ def _timer(delay: float, fn: Callable[[], None]) -> threading.Timer:
 
 def totals_html(totals: dict[str, Any]) -> str:
     """The headline numbers as a row of small cards."""
+    from llmnb.usage.format import duration, tokens
     from llmnb.usage.report import format_cost
 
     cost = format_cost(totals["cost_usd"])
@@ -206,11 +207,11 @@ def totals_html(totals: dict[str, Any]) -> str:
     latency = totals["latency_p50_s"]
     cards = [
         ("requests", f"{totals['requests']:,}"),
-        ("tokens in", f"{totals['prompt_tokens']:,}"),
-        ("tokens out", f"{totals['completion_tokens']:,}"),
+        ("tokens in", tokens(totals["prompt_tokens"])),
+        ("tokens out", tokens(totals["completion_tokens"])),
         ("cost", cost),
         ("errors", f"{totals['errors']:,}"),
-        ("median latency", "–" if latency != latency else f"{latency:.2f} s"),
+        ("median latency", duration(latency)),
     ]
     cells = "".join(
         "<div style='padding:4px 14px 4px 0'>"
@@ -222,25 +223,19 @@ def totals_html(totals: dict[str, Any]) -> str:
 
 
 def table_html(table: pd.DataFrame) -> str:
-    """The summary per group; unknown costs read ``n/a``, never ``$0``."""
-    from llmnb.usage.report import format_cost
+    """The summary per group (a Styler: right-aligned, units in headers, ``n/a``)."""
+    from llmnb.usage.table import styled
 
     if table.empty:
         return "<i>No usage in this window.</i>"
-    shown = table.reset_index()
-    key = shown.columns[0]
-    shown[key] = shown[key].map(_label)
-    for col in ("calls", "attempts", "errors", "prompt_tokens", "completion_tokens"):
-        shown[col] = shown[col].map(_count)
-    shown["total_tokens"] = shown["total_tokens"].map(_count)
-    shown["cost_usd"] = shown["cost_usd"].map(format_cost)  # NaN → n/a, not na_rep
-    shown["latency_p50_s"] = shown["latency_p50_s"].map(_seconds)
-    return _scrolling(shown.to_html(index=False, border=0, classes="llmnb-usage"))
+    shown = table.copy()
+    shown.index = shown.index.map(_label)
+    return _scrolling(styled(shown).to_html())
 
 
 def recent_html(recent: pd.DataFrame) -> str:
     """The latest rows, newest first."""
-    from llmnb.usage.report import format_cost
+    from llmnb.usage.table import styled
 
     if recent.empty:
         return ""
@@ -248,18 +243,13 @@ def recent_html(recent: pd.DataFrame) -> str:
     shown["time"] = recent["time"].dt.strftime("%Y-%m-%d %H:%M:%S")
     for col in ("profile", "model", "status"):
         shown[col] = shown[col].map(_label)
-    shown["cost_usd"] = recent["cost_usd"].map(format_cost)
-    shown["latency_s"] = recent["latency_s"].map(_seconds)
-    for col in ("prompt_tokens", "completion_tokens"):
-        shown[col] = shown[col].map(_count)
     shown["cell"] = shown["cell"].map(lambda v: _count(v).replace("–", ""))
-    return _scrolling(shown.to_html(index=False, border=0, classes="llmnb-usage"))
+    return _scrolling(styled(shown).hide(axis="index").to_html())
 
 
 def _scrolling(table: str) -> str:
-    # One line per row (a time or a model id must not wrap); wide tables scroll sideways.
-    style = "<style>.llmnb-usage td, .llmnb-usage th {white-space: nowrap}</style>"
-    return f"{style}<div style='overflow-x:auto'>{table}</div>"
+    # The Styler keeps each row on one line (no wrapping); wide tables scroll sideways.
+    return f"<div style='overflow-x:auto'>{table}</div>"
 
 
 def _label(value: Any) -> str:
@@ -268,13 +258,6 @@ def _label(value: Any) -> str:
     except TypeError:  # pd.NA
         missing = True
     return "(none)" if missing else str(value)
-
-
-def _seconds(value: Any) -> str:
-    try:
-        return "–" if value != value else f"{float(value):.2f}"
-    except TypeError:
-        return "–"
 
 
 def _count(value: Any) -> str:

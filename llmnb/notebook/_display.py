@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from IPython import display as _ipd
 
 from llmnb.errors import ResponseFormatError
+from llmnb.usage import format as _fmt
 
 if TYPE_CHECKING:
     from llmnb.types import Completion
@@ -59,19 +60,13 @@ def strip_fences(text: str) -> tuple[str, str]:
 
 def format_cost(cost: float | None, source: str | None = None) -> str:
     """``$0.0012``; ``n/a`` when unknown (never a silent $0); ``~`` when estimated."""
-    if cost is None or cost != cost:
-        return "n/a"
-    prefix = "~" if source == "estimate" else ""
-    if cost == 0:
-        return f"{prefix}$0"
-    digits = 6 if cost < 0.01 else 4
-    return f"{prefix}${cost:.{digits}f}"
+    return _fmt.money(cost, source)
 
 
 def format_tokens(completion: Completion) -> str:
     u = completion.usage
     mark = "~" if u.estimated else ""
-    return f"{mark}{u.prompt_tokens}→{u.completion_tokens} tokens"
+    return f"{mark}{_fmt.tokens(u.prompt_tokens)}→{_fmt.tokens(u.completion_tokens)} tokens"
 
 
 def footer_text(completion: Completion, extra: Sequence[str] = ()) -> str:
@@ -81,7 +76,7 @@ def footer_text(completion: Completion, extra: Sequence[str] = ()) -> str:
         completion.model,
         format_tokens(completion),
         format_cost(completion.cost_usd, completion.cost_source),
-        f"{completion.latency_s:.2f} s",
+        _fmt.duration(completion.latency_s),
     ]
     if completion.cached:
         parts.append("cached")
@@ -243,17 +238,20 @@ class LiveView:
         self.updates += 1
 
 
+def _cell_style(cell: str) -> str:
+    # A short one-line cell (a profile, a model id, a cost) never wraps ("mock-" / "1");
+    # a long answer keeps its line breaks and wraps.
+    wrap = "pre-wrap" if "\n" in cell or len(cell) > 40 else "nowrap"
+    return f"text-align:left;vertical-align:top;white-space:{wrap}"
+
+
 def table_bundle(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> Bundle:
     """An HTML table with a plain-text twin; cells keep their line breaks."""
     cells = [[str(c) for c in row] for row in rows]
     head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>"
-        + "".join(
-            f"<td style='text-align:left;vertical-align:top;white-space:pre-wrap'>"
-            f"{html.escape(c)}</td>"
-            for c in row
-        )
+        + "".join(f"<td style='{_cell_style(c)}'>{html.escape(c)}</td>" for c in row)
         + "</tr>"
         for row in cells
     )

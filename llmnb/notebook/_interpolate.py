@@ -89,8 +89,12 @@ class InterpolationError(ValueError):
     def __init__(self, expression: str, error: BaseException) -> None:
         self.expression = expression
         self.error = error
+        hint = "Fix the expression"
+        if isinstance(error, ImportError) and "tabulate" in str(error):
+            # DataFrame.to_markdown() needs tabulate; a DataFrame itself needs nothing.
+            hint = "Write the DataFrame itself ({df.head()}): it goes in as a Markdown table"
         super().__init__(
-            f"{{{expression}}} failed: {type(error).__name__}: {error}. Fix the expression, "
+            f"{{{expression}}} failed: {type(error).__name__}: {error}. {hint}, "
             f"or write {{{{{expression}}}}} to keep it as text."
         )
 
@@ -254,9 +258,52 @@ class _Interpolator:
         scope: dict[str, Any] = {n: self.namespace[n] for n in ours}
         scope["__builtins__"] = _SAFE
         try:
-            return str(eval(code, scope))
+            return as_text(eval(code, scope))
         except Exception as exc:
             raise InterpolationError(expr, exc) from exc
+
+
+_TABLE_ROWS = 20  # a longer DataFrame is shown as its first and last rows
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: Any) -> str:
+    """A DataFrame as a compact Markdown table, without tabulate (``to_markdown`` needs it).
+
+    Longer than 20 rows: the first and last 10 with a ``…`` row, and its shape below.
+    """
+    rows = len(frame)
+    shown = frame if rows <= _TABLE_ROWS else None
+    half = _TABLE_ROWS // 2
+    index_name = ", ".join(str(n) for n in frame.index.names if n is not None)
+    header = [index_name, *(str(c) for c in frame.columns)]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+
+    def add(part: Any) -> None:
+        for key, row in zip(part.index, part.itertuples(index=False), strict=True):
+            lines.append("| " + " | ".join(_cell(v) for v in (key, *row)) + " |")
+
+    if shown is not None:
+        add(frame)
+    else:
+        add(frame.head(half))
+        lines.append("| " + " | ".join("…" for _ in header) + " |")
+        add(frame.tail(half))
+    if shown is None:
+        lines.append(f"\n({rows:,} rows × {len(frame.columns):,} columns)")
+    return "\n".join(lines)
+
+
+def as_text(value: Any) -> str:
+    """How a value goes into a prompt: a DataFrame as a Markdown table, else ``str``."""
+    kind = type(value)
+    if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
+        return markdown_table(value)
+    return str(value)
 
 
 def interpolate(

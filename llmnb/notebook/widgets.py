@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["PickerValue", "ProviderPicker", "UsageDashboard"]
 
 _NO_AGENT = ""
+_DEFAULT_NOTE = "<span style='color:#666'>profile default</span>"
 
 
 class _Panel(w.VBox):  # type: ignore[misc]
@@ -111,6 +113,9 @@ class ProviderPicker(_Panel):
             tooltip="0: the profile's default",
             style=label,
         )
+        # "profile default" beside a slider / box whose value the picker does not set
+        self.temperature_note = w.HTML()
+        self.max_tokens_note = w.HTML()
         self.agent = w.Dropdown(description="Agent", style=label)
         self.test = w.Button(description="Test", icon="plug", tooltip="send a minimal request")
         self.save = w.Button(
@@ -133,17 +138,19 @@ class ProviderPicker(_Panel):
         self.children = [
             w.HBox([self.profile, self.reload]),
             w.HBox([self.model, self.fetch]),
-            self.temperature,
-            self.max_tokens,
+            w.HBox([self.temperature, self.temperature_note]),
+            w.HBox([self.max_tokens, self.max_tokens_note]),
             self.agent,
             w.HBox([self.test, self.save]),
             self.status,
             self.errors,
         ]
+        self._applying = False
         try:
             self.refresh(select=profile)
         except Exception as exc:
             self._failed("settings", exc)
+        self._follow_session()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -208,17 +215,30 @@ class ProviderPicker(_Panel):
 
     def _show_defaults(self, name: str) -> None:
         temperature, max_tokens = pm.defaults_for(name, self.agent.value or None)
-        self.temperature.value = 1.0 if temperature is None else temperature
-        self.max_tokens.value = max_tokens or 0
+        self._show_temperature(temperature)
+        self._show_max_tokens(max_tokens)
+
+    def _show_temperature(self, value: float | None) -> None:
+        # Unset: the slider sits at 1.0 without a readout, and says whose value applies.
+        self.temperature.value = 1.0 if value is None else value
+        self.temperature.readout = value is not None
+        self.temperature_note.value = _DEFAULT_NOTE if value is None else ""
+
+    def _show_max_tokens(self, value: int | None) -> None:
+        self.max_tokens.value = value or 0
+        self.max_tokens_note.value = _DEFAULT_NOTE if not value else ""
 
     def _on_temperature(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self._overrides["temperature"] = float(change["new"])
+            self.temperature.readout = True
+            self.temperature_note.value = ""
             self._update(apply=True)
 
     def _on_max_tokens(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self._overrides["max_tokens"] = int(change["new"]) or None
+            self.max_tokens_note.value = "" if int(change["new"]) else _DEFAULT_NOTE
             self._update(apply=True)
 
     def _on_agent(self, change: dict[str, Any]) -> None:
@@ -228,9 +248,9 @@ class ProviderPicker(_Panel):
         self._syncing = True
         try:  # show the agent's parameters, unless the user set their own
             if "temperature" not in self._overrides:
-                self.temperature.value = 1.0 if temperature is None else temperature
+                self._show_temperature(temperature)
             if "max_tokens" not in self._overrides:
-                self.max_tokens.value = max_tokens or 0
+                self._show_max_tokens(max_tokens)
         finally:
             self._syncing = False
         self._update(apply=True)
@@ -248,9 +268,57 @@ class ProviderPicker(_Panel):
             agent=self.agent.value or None,
         )
         if apply and value.profile:
-            pm.apply(value)
+            self._applying = True
+            try:
+                pm.apply(value)
+            finally:
+                self._applying = False
             self._report(f"using {value.profile} · {value.model or '(profile model)'}")
         self.value = value
+
+    def _follow_session(self) -> None:
+        """Stay true to the session's choice when code changes it (``%llm use``,
+        ``config.set_session_provider``, another picker). A weak reference: a picker
+        nobody holds any more is collected, and its listener removed."""
+        ref = weakref.ref(self)
+        remove: list[Callable[[], None]] = []
+
+        def changed() -> None:
+            picker = ref()
+            if picker is None:
+                for undo in remove:
+                    undo()
+                return
+            picker._guarded("session", picker._on_session)()
+
+        remove.append(config.on_session_change(changed))
+        self._unfollow = remove[0]
+
+    def _on_session(self) -> None:
+        if self._applying:
+            return  # our own choice
+        name, model = config.get_session_provider()
+        name = name or _active_profile()
+        if name is None:
+            return
+        if name not in [v for _label, v in self.profile.options]:
+            self.refresh()
+        self._syncing = True
+        try:
+            self.profile.value = name
+        finally:
+            self._syncing = False
+        self._load_profile(name, apply=False)
+        if model is None and config.get_session_provider()[0] == name:
+            self.model.value = pm.profile_info(name).model or ""
+            self._update(apply=False)
+        shown = self.value.model if self.value and self.value.model else "(profile model)"
+        self._report(f"using {name} · {shown}")
+
+    def close(self) -> None:
+        """Stop following the session and close the widget."""
+        self._unfollow()
+        super().close()
 
     def _on_fetch(self, _button: w.Button) -> None:
         name = self.profile.value

@@ -21,6 +21,8 @@ those to PNG itself, leaving pyplot's figure list alone).
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import math
 import os
 import sys
@@ -31,6 +33,7 @@ from matplotlib import dates as mdates
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from llmnb.usage.format import money_axis, tokens
 from llmnb.usage.report import GROUPABLE, format_cost
 
 if TYPE_CHECKING:
@@ -172,10 +175,7 @@ def _cumulative(ax: Axes, df: pd.DataFrame, labels: pd.Series, by: str) -> None:
             linewidth=1,
             label=f"total ({format_cost(per_group.sum())})",
         )
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.set_xlabel("time (UTC)")
+    _time_axis(ax, frame["time"])
     ax.set_ylabel("cumulative cost (USD)")
     ax.set_ylim(bottom=0)
     _dollar_axis(ax.yaxis, frame["cost"].sum())
@@ -234,33 +234,53 @@ def _token_bars(ax: Axes, df: pd.DataFrame, labels: pd.Series, by: str) -> None:
 
 
 class _Dollars(ticker.Formatter):
-    """``$0.25``: as many decimals as the ticks need (at least two, at most six), so a
-    notebook's few cents do not all read ``$0.00``."""
+    """Ticks in llmnb's money format (``$0.0029``), so a notebook's few cents do not all
+    read ``$0.00``; two ticks that would read alike get one more digit."""
 
     def format_ticks(self, values: Any) -> list[str]:
-        decimals = max((_decimals(v) for v in values), default=2)
-        return [f"${v:,.{decimals}f}" for v in values]
+        labels = [money_axis(v) for v in values]
+        if len(set(labels)) < len(labels):
+            step = min((b - a for a, b in itertools.pairwise(values)), default=0)
+            digits = max(2, 1 - math.floor(math.log10(step))) if step > 0 else 6
+            labels = [f"${v:,.{digits}f}" if v > 0 else "$0" for v in values]
+        return labels
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"${x:,.{_decimals(x)}f}"
-
-
-def _decimals(value: float) -> int:
-    for d in range(2, 7):
-        if abs(round(value, d) - value) < 1e-9:
-            return d
-    return 6
+        return money_axis(x)
 
 
 def _dollar_axis(axis: Any, largest: float) -> None:
     axis.set_major_formatter(_Dollars())
 
 
+#: (span up to, tick format, what the axis label adds): seconds, minutes, days, more.
+_TIME_FORMATS = (
+    (dt.timedelta(hours=6), "%H:%M:%S", "%Y-%m-%d"),
+    (dt.timedelta(days=3), "%d %b %H:%M", "%Y"),
+    (dt.timedelta.max, "%Y-%m-%d", ""),
+)
+
+
+def _time_axis(ax: Axes, times: pd.Series) -> None:
+    """Limits around the calls (never years for one call, the points off the edges) and
+    ticks that read as clock times or dates, with the date once in the axis label."""
+    first, last = times.min().to_pydatetime(), times.max().to_pydatetime()
+    span = last - first
+    pad = max(span * 0.08, dt.timedelta(seconds=30))
+    ax.set_xlim(first - pad, last + pad)  # type: ignore[arg-type]
+    shown = span + 2 * pad
+    tick, label = next((t, lab) for limit, t, lab in _TIME_FORMATS if shown <= limit)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(tick))  # type: ignore[no-untyped-call]
+    day = first.strftime(label) if label else ""
+    if label and last.strftime(label) != day:
+        day += " – " + last.strftime(label)
+    ax.set_xlabel(f"time (UTC, {day})" if day else "time (UTC)")
+
+
 def _tokens(value: float, _pos: Any) -> str:
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:g}{suffix}"
-    return f"{value:g}"
+    return tokens(value)
 
 
 def _unknown_note(ax: Axes, unknown: int) -> None:

@@ -175,15 +175,10 @@ def totals(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def format_cost(value: float | None) -> str:
-    """``$1.23``; below $1 three digits (``$0.0123``); ``n/a`` for an unknown (NaN) cost."""
-    if value is None or value != value:
-        return "n/a"
-    if value == 0:
-        return "$0.00"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    digits = min(8, 2 - math.floor(math.log10(abs(value))))  # three significant digits
-    return f"${value:.{digits}f}"
+    """``$1.23``, ``$0.0029``; ``n/a`` for an unknown (NaN) cost (:mod:`llmnb.usage.format`)."""
+    from llmnb.usage.format import money
+
+    return money(value)
 
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -234,7 +229,9 @@ def summary_html(df: pd.DataFrame, by: str = "model", max_groups: int = 12) -> s
         f"{html.escape(format_cost(t['cost_usd']))}"
     )
     if t["unknown_cost"]:
-        head += f" (+ {t['unknown_cost']:,} rows of unknown cost)"
+        from llmnb.usage.format import plural
+
+        head += f" (+ {plural(t['unknown_cost'], 'row')} of unknown cost)"
     if t["errors"]:
         head += f", {t['errors']:,} errors"
     if not len(df):
