@@ -109,7 +109,44 @@ def _from_dict(i: int, item: Mapping[str, Any]) -> Part:
     kind = item.get("type")
     if kind == "text" and isinstance(item.get("text"), str):
         return Text(item["text"])
-    raise ValueError(f"part {i} has an unsupported type {kind!r}")
+    if kind == "image_url":  # OpenAI: {"image_url": {"url": ..., "detail": ...}} or a str
+        spec = item.get("image_url")
+        if isinstance(spec, str):
+            return Image(spec)
+        if isinstance(spec, Mapping) and isinstance(spec.get("url"), str):
+            return Image(spec["url"], detail=spec.get("detail"))
+    elif kind == "input_audio":  # OpenAI: {"input_audio": {"data": b64, "format": "wav"}}
+        spec = item.get("input_audio")
+        if isinstance(spec, Mapping) and isinstance(spec.get("data"), str):
+            fmt = str(spec.get("format") or "wav")
+            media = "audio/mpeg" if fmt == "mp3" else f"audio/{fmt}"
+            return Audio(f"data:{media};base64,{spec['data']}", media_type=media)
+    elif kind == "file":  # OpenAI: {"file": {"file_data": data URL, "filename": ...}}
+        spec = item.get("file")
+        if isinstance(spec, Mapping) and isinstance(spec.get("file_data"), str):
+            return Document(spec["file_data"], name=spec.get("filename"))
+        if isinstance(spec, Mapping) and "file_id" in spec:
+            raise ValueError(
+                f"part {i}: uploaded file ids cannot be sent everywhere; pass the file's "
+                "bytes or path as llmnb.Document instead"
+            )
+    elif kind in ("image", "document"):  # Anthropic: {"source": {"type": "base64"|"url"}}
+        source = item.get("source")
+        cls = Image if kind == "image" else Document
+        if isinstance(source, Mapping):
+            media = source.get("media_type")
+            if source.get("type") == "base64" and isinstance(source.get("data"), str):
+                return cls(f"data:{media or ''};base64,{source['data']}", media_type=media)
+            if source.get("type") == "url" and isinstance(source.get("url"), str):
+                return cls(source["url"])
+            if source.get("type") == "text" and isinstance(source.get("data"), str):
+                return Document(source["data"].encode(), media_type=media or "text/plain")
+    else:
+        raise ValueError(
+            f"part {i} has an unsupported type {kind!r}; use text, image_url, input_audio, "
+            "file (OpenAI) or image, document (Anthropic)"
+        )
+    raise ValueError(f"part {i} ({kind!r}) is missing its data or has the wrong shape")
 
 
 def text_of(parts: Iterable[Part]) -> str:
