@@ -35,6 +35,7 @@ __all__ = [
     "ToolCall",
     "describe",
     "load",
+    "part_hashes",
     "sniff",
     "text_of",
     "to_parts",
@@ -489,3 +490,14 @@ def describe(blob: Blob) -> str:
     dims = f" {blob.width}x{blob.height}" if blob.width and blob.height else ""
     where = f"{blob.size} bytes" if blob.data is not None else "url"
     return f"{blob.kind} {blob.media_type}{dims} {where} sha256:{blob.sha256[:12]}"
+
+
+def part_hashes(parts: Iterable[Part]) -> list[list[str]]:
+    """``[kind, media type, sha256]`` of each attachment: what a cache key or a cassette
+    fingerprint keeps of it (never the bytes)."""
+    out = []
+    for p in parts:
+        if not isinstance(p, Text):
+            b = load(p)
+            out.append([b.kind, b.media_type, b.sha256])
+    return out

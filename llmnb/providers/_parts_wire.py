@@ -80,7 +80,7 @@ def check(provider_type: str, profile: str, messages: Sequence[Message]) -> int:
             )
         if blob.url is not None and blob.kind in _NO_URL.get(provider_type, "").split():
             raise InvalidRequestError(
-                f"{where} cannot fetch a {blob.kind} by URL ({blob.url[:80]}); download it "
+                f"{where} cannot fetch {_an(blob.kind)} by URL ({blob.url[:80]}); download it "
                 "and attach the file or its bytes."
             )
         if provider_type == "mistral" and blob.kind == "document" and blob.url is None:
@@ -176,3 +176,7 @@ def gemini_parts(m: Message) -> list[dict[str, Any]]:
         else:
             out.append({"inline_data": {"mime_type": b.media_type, "data": b.b64()}})
     return out
+
+
+def _an(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
