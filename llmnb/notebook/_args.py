@@ -73,6 +73,13 @@ _ARGUMENTS = [
         "at once and show one table: answer, tokens, cost, latency",
     ),
     argument("--insert", action="store_true", help="with -f code: put the code in a new cell"),
+    argument(
+        "-a",
+        "--attach",
+        metavar="NAME_OR_PATH[,…]",
+        help="attach images, documents or audio: notebook variables (a Figure, Axes, PIL "
+        "image, bytes) or paths/URLs, comma-separated. {fig} in the prompt attaches too",
+    ),
 ]
 
 
