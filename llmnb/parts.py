@@ -289,8 +289,8 @@ def _label(part: Part) -> str:
     src = part.source if not isinstance(part, Text) else part.text
     if isinstance(src, (str, os.PathLike)):
         shown = os.fspath(src)
-        if shown.startswith("data:"):
-            shown = shown[:30] + "..."
+        if shown.startswith("data:"):  # its type only: the data is the attachment
+            shown = shown.split(",", 1)[0] + ",…"
         return f"{type(part).__name__.lower()} {shown!r}"
     if isinstance(src, (bytes, bytearray, memoryview)):
         return f"{type(part).__name__.lower()} ({len(src)} bytes)"

@@ -452,3 +452,56 @@ def test_attachments_need_a_user_message(make_client, server):
     client = make_client("openai")
     with pytest.raises(errors.InvalidRequestError, match="needs a user message"):
         client.complete([{"role": "system", "content": "x"}], attachments=[png()])
+
+
+# --- failover and logs -----------------------------------------------------------------
+def test_failover_skips_a_fallback_that_cannot_take_the_attachments(
+    server, write_settings, tracker, monkeypatch
+):
+    from llmnb.client.manager import reset_llm_manager
+    from llmnb.testing import Fault
+
+    reset_llm_manager()
+    with FakeLLMServer(default_response="from the backup") as second:
+        main = {"type": "openai_compatible", "model": "m", "base_url": server.base_url}
+        write_settings(
+            {
+                "llm": {
+                    "active_provider": "main",
+                    "providers": {
+                        "main": {**main, "max_retries": 0},
+                        "text_only": {
+                            "type": "deepseek",
+                            "model": "d",
+                            "base_url": second.base_url,
+                        },
+                        "backup": {**main, "base_url": second.base_url},
+                    },
+                    "fallbacks": ["text_only", "backup"],
+                }
+            }
+        )
+        monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-0123456789")
+        client = llmnb.create_llm_client_from_profile()
+        server.script(Fault.status(500))
+        c = client.complete("hello", attachments=[png()])
+        assert c.content == "from the backup" and c.profile == "backup"
+        assert second.last_request.json["messages"][0]["content"][1]["type"] == "image_url"
+        assert len(second.requests) == 1  # deepseek (text only) was skipped, not sent
+    reset_llm_manager()
+
+
+def test_logs_never_hold_attachment_bytes(make_client, server, caplog):
+    import logging
+
+    from llmnb.middleware.log import LoggingMiddleware
+
+    client = make_client("openai")
+    client.add_middleware(LoggingMiddleware(include_content=True))
+    img = png(8, 8)
+    with caplog.at_level(logging.DEBUG):
+        client.complete("hello", attachments=[img, f"data:image/png;base64,{b64(img)}"])
+        with pytest.raises(errors.InvalidRequestError) as info:
+            client.complete("hello", attachments=[f"data:image/png;base64,{b64(b'GIF')}"])
+    assert b64(img)[:24] not in caplog.text
+    assert "base64,…" in str(info.value) and b64(b"GIF") not in str(info.value)

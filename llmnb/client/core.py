@@ -583,8 +583,14 @@ class _Core:
             if client.profile in call.tried:
                 continue
             call.tried.append(str(client.profile))
+            try:
+                request = client._build_request(call)
+            except errors.InvalidRequestError:
+                if not call.attachments:
+                    raise
+                continue  # this fallback cannot take the attachments: the next one may
             call.client = client
             call.key_id = None
-            call.request = client._build_request(call)
+            call.request = request
             return client
         return None
