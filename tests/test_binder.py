@@ -136,7 +136,7 @@ def test_a_fresh_environment_from_binder_runs_the_notebooks(tmp_path: Path) -> N
 
     out_dir = tmp_path / "executed"
     notebooks = sorted((repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert len(notebooks) == 6, notebooks
+    assert len(notebooks) == 7, notebooks
     _run(
         [
             str(bin_dir / "jupyter"),

@@ -27,6 +27,7 @@ EXPECTED = [
     "04_structured_and_batch.ipynb",
     "05_resilience.ipynb",
     "06_record_and_replay.ipynb",
+    "07_ask_about_your_plot.ipynb",
 ]
 
 

@@ -196,6 +196,10 @@ class _Core:
         if merged:
             check_params(merged, json=isinstance(self.provider, HTTPProvider))
         messages = call.messages
+        if call.attachments:
+            from llmnb.providers._parts_wire import check
+
+            check(self.provider.type_name, str(self.profile), messages)
         schema = call.schema
         if schema is not None and self.structured_mode == "prompt":
             from llmnb.client.structured import with_instructions
@@ -262,15 +266,26 @@ class _Core:
             # No cache configured: the first cache=True call brings the process-wide one.
             self._builtin.insert(0, CacheMiddleware(None))
             self._chain = Chain([*self._user_mw, *self._builtin])
+        attachments = params.pop("attachments", None)
+        normalized = normalize_messages(messages)
+        n_attached = 0
+        # A str prompt without attachments= skips this (the hot path stays as it was).
+        if attachments is not None or (
+            not isinstance(messages, str) and any(m.parts for m in normalized)
+        ):
+            from llmnb.client.attachments import prepare
+
+            normalized, n_attached = prepare(normalized, attachments)
         call = Call(
             self,
-            normalize_messages(messages),
+            normalized,
             params,
             call_id=f"{getrandbits(48):012x}",  # uuid4() costs ~2 µs a call
             stream=stream,
             tags=tags,
             cache=cache,
             started=perf(),
+            attachments=n_attached,
         )
         if response_model is None:
             if validation_retries is not None:
@@ -305,6 +320,7 @@ class _Core:
             "tags": call.tags,
             # An embedding request (llmnb.client.embeddings) marks its rows so.
             "kind": "embedding" if EMBEDDING in call.request.extra else "chat",
+            "attachments": call.attachments,
         }
 
     def _before_call(self, call: Call) -> Completion | None:
@@ -571,8 +587,14 @@ class _Core:
             if client.profile in call.tried:
                 continue
             call.tried.append(str(client.profile))
+            try:
+                request = client._build_request(call)
+            except errors.InvalidRequestError:
+                if not call.attachments:
+                    raise
+                continue  # this fallback cannot take the attachments: the next one may
             call.client = client
             call.key_id = None
-            call.request = client._build_request(call)
+            call.request = request
             return client
         return None

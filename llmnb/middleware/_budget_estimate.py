@@ -50,6 +50,10 @@ def estimate_cost(call: Call) -> float:
     if price is None:  # a provider that reports its cost: the most it charged so far
         return seen[2] if seen is not None and seen[2] > 0 else math.nan
     prompt = sum(estimate_tokens(m.content) for m in request.messages)
+    if call.attachments:
+        from llmnb.providers._parts_cost import attachment_tokens
+
+        prompt += attachment_tokens(provider.type_name, request.messages)
     output = request.max_tokens or DEFAULT_OUTPUT_TOKENS
     if seen is not None:
         prompt = math.ceil(prompt * max(1.0, seen[0]))

@@ -146,6 +146,7 @@ class Call:
     """
 
     __slots__ = (
+        "attachments",
         "attempt",
         "cache",
         "call_id",
@@ -178,7 +179,9 @@ class Call:
         tags: Mapping[str, Any] | None,
         cache: bool | None,
         started: float,
+        attachments: int = 0,
     ) -> None:
+        self.attachments = attachments  # how many (images, documents, audio), for rows
         self.client = client
         self.messages = messages
         self.params = params

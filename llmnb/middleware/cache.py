@@ -37,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from llmnb import errors
 from llmnb.middleware.base import Call, Middleware
-from llmnb.types import Completion, Request, Usage
+from llmnb.types import Completion, Message, Request, Usage
 
 __all__ = [
     "Cache",
@@ -69,7 +69,7 @@ def cache_key(request: Request, provider: str, base_url: str | None) -> str:
         "provider": provider,
         "base_url": base_url,
         "model": request.model,
-        "messages": [m.to_dict() for m in request.messages],
+        "messages": [_message_key(m) for m in request.messages],
         "temperature": request.temperature,
         "max_tokens": request.max_tokens,
         "extra": request.extra,
@@ -247,3 +247,14 @@ class CacheMiddleware(Middleware):
 
     def __repr__(self) -> str:
         return f"CacheMiddleware({self.cache!r})"
+
+
+def _message_key(m: Message) -> dict[str, Any]:
+    """The message as its text, plus each attachment's content hash when it has some (so
+    two different images under one prompt never share a key)."""
+    d: dict[str, Any] = m.to_dict()
+    if m.has_attachments:
+        from llmnb.parts import part_hashes
+
+        d["parts"] = part_hashes(m.parts)
+    return d

@@ -219,10 +219,16 @@ class _Ticket:
         self.waiting = False
 
 
-def estimate_input_tokens(request: Request) -> int:
-    """About four characters a token, plus a few per message for the wire's framing."""
+def estimate_input_tokens(request: Request, provider_type: str = "openai") -> int:
+    """About four characters a token, plus a few per message for the wire's framing,
+    plus the attachments by ``provider_type``'s image-token formula."""
     chars = sum(len(m.content) for m in request.messages)
-    return math.ceil(chars / 4) + 4 * len(request.messages)
+    tokens = math.ceil(chars / 4) + 4 * len(request.messages)
+    if any(m.parts for m in request.messages):
+        from llmnb.providers._parts_cost import attachment_tokens
+
+        tokens += attachment_tokens(provider_type, request.messages)
+    return tokens
 
 
 class RateLimiter(Middleware):

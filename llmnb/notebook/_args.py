@@ -85,6 +85,13 @@ _ARGUMENTS = [
         metavar="KEY=VALUE",
         help="one call parameter (repeatable); VALUE is read as JSON if it parses, else text",
     ),
+    argument(
+        "-a",
+        "--attach",
+        metavar="NAME_OR_PATH[,…]",
+        help="attach images, documents or audio: notebook variables (a Figure, Axes, PIL "
+        "image, bytes) or paths/URLs, comma-separated. {fig} in the prompt attaches too",
+    ),
 ]
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from llmnb.errors import ResponseFormatError
+from llmnb.notebook import _attach
 from llmnb.notebook import _display as d
 from llmnb.notebook._clients import Target, parse_target, parse_targets
 from llmnb.notebook._interpolate import InterpolationError, interpolate
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ask"]
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 
 
 def ask(
@@ -59,14 +60,20 @@ def ask(
         namespace = collections.ChainMap({"In": raw}, shell.user_ns)
     hidden = shell.user_ns_hidden if shell is not None else {}
     system: str | None = opts.system or None
+    images: list[Any] = []
     if interpolated:
-        prompt = _interpolate(prompt, namespace, hidden, "the prompt")
-        system = _interpolate(system, namespace, hidden, "-s/--system") if system else None
+        prompt, images = _interpolate(prompt, namespace, hidden, "the prompt")
+        if system:  # an image in the system prompt stays a mention: parts go to the user
+            system = _attach.plain(_interpolate(system, namespace, hidden, "-s/--system")[0])
     if not prompt.strip():
         raise UsageError("the prompt is empty: write it below %%llm (or after %llm)")
     chat = magics.conversation(opts.chat) if opts.chat else None
-    messages = _messages(prompt, system, chat)
+    messages = _messages(_attach.plain(prompt) if images else prompt, system, chat)
+    if images:  # the images go where their {name} was
+        messages[-1] = {**messages[-1], "content": _attach.split(prompt, images)}
     params = _params(opts)
+    if getattr(opts, "attach", None):
+        params["attachments"] = _attach.collect(opts.attach, namespace)
     clients = [magics.clients.get(t, opts.agent, opts.step) for t in targets]
     if opts.dry_run:
         _dry_run(clients, messages, params)
@@ -87,6 +94,9 @@ def ask(
     if opts.out:
         magics.ip.user_ns[opts.out] = rendered.value
         extra.append(f"→ {opts.out}")
+    attached = _attach.footer_extra(messages, params.get("attachments"))
+    if attached:
+        extra.append(attached)
     if opts.insert and rendered.code is not None:
         magics.ip.set_next_input(rendered.code, replace=False)
     if magics.show_footer:
@@ -164,7 +174,7 @@ def _check_agent(agent: str, step: str | None) -> None:
 
 def _interpolate(
     text: str, namespace: Mapping[str, Any], hidden: Mapping[str, Any], where: str
-) -> str:
+) -> tuple[str, list[Any]]:
     try:
         result = interpolate(text, namespace, hidden)
     except InterpolationError as exc:
@@ -172,7 +182,7 @@ def _interpolate(
     note = result.note()
     if note:
         print(note)
-    return result.text
+    return result.text, result.images
 
 
 def _messages(prompt: str, system: str | None, chat: SessionManager | None) -> Messages:
@@ -378,9 +388,17 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
     from llmnb.config.schema import redact_mapping
     from llmnb.usage.pricing import price_for
 
-    prompt_tokens = sum(math.ceil(len(m["content"]) / 4) for m in messages)
+    prompt_tokens = sum(math.ceil(len(_attach.text(m["content"])) / 4) for m in messages)
+    loaded = _attach.loaded(messages, params.get("attachments"))
+    attached: list[list[str]] = []
     rows: list[list[str]] = []
     for client in clients:
+        if loaded:
+            found, image_tokens = _attach.summary_rows(client.provider_type, loaded)
+            attached += [[client.profile, *row] for row in found]
+            prompt_tokens_here = prompt_tokens + image_tokens
+        else:
+            prompt_tokens_here = prompt_tokens
         merged = {**client.params, **{k: v for k, v in params.items() if v is not None}}
         try:
             price = price_for(
@@ -394,7 +412,7 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
         if price is None:
             input_cost, output, total = "n/a", "n/a", "n/a"
         else:
-            prompt_usd = prompt_tokens * price.input
+            prompt_usd = prompt_tokens_here * price.input
             input_cost = d.format_cost(prompt_usd)
             output = f"{d.format_cost(price.output * 1000)} per 1k tokens"
             max_tokens = merged.get("max_tokens")
@@ -404,6 +422,7 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
                 total = f"≤ {d.format_cost(prompt_usd + ceiling)}"
             else:  # no answer limit: only the prompt's part is certain
                 total = f"{input_cost} + answer"
+        merged.pop("attachments", None)  # listed in their own table
         merged = redact_mapping(merged)  # params may carry headers or keys
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(merged.items())) or "—"
         rows.append(
@@ -412,7 +431,7 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
                 client.provider_type,
                 client.model,
                 shown,
-                f"~{prompt_tokens}",
+                f"~{prompt_tokens_here}",
                 input_cost,
                 output,
                 total,
@@ -429,7 +448,10 @@ def _dry_run(clients: Sequence[LLMClient], messages: Messages, params: Mapping[s
         "total",
     ]
     table = d.table_bundle(headers, rows)
-    transcript = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+    if attached:  # one row per attachment and profile: its estimate differs by provider
+        extra = d.table_bundle(["profile", "attachment", "type", "size", "tokens (est.)"], attached)
+        table = {k: f"{table[k]}\n\n{extra[k]}" for k in ("text/html", "text/plain")}
+    transcript = "\n\n".join(f"[{m['role']}]\n{_attach.text(m['content'])}" for m in messages)
     title = "Dry run: nothing was sent."
     d.show(
         {

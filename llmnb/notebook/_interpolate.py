@@ -107,6 +107,8 @@ class Interpolation:
     missing: list[tuple[str, list[str]]] = field(default_factory=list)
     # ``{...}`` not evaluated because they use names that are not the user's own data.
     refused: list[tuple[str, list[str]]] = field(default_factory=list)
+    # Figures / Axes / PIL images put in as markers (llmnb.notebook._attach.marker).
+    images: list[Any] = field(default_factory=list)
 
     def note(self) -> str | None:
         """A one-line note about what was left as written, or None."""
@@ -190,6 +192,7 @@ class _Interpolator:
         self.hidden = hidden
         self.missing: list[tuple[str, list[str]]] = []
         self.refused: list[tuple[str, list[str]]] = []
+        self.images: list[Any] = []
 
     def _users(self, name: str) -> bool:
         """Whether ``name`` is one of the user's own variables (or In / Out)."""
@@ -258,7 +261,16 @@ class _Interpolator:
         scope: dict[str, Any] = {n: self.namespace[n] for n in ours}
         scope["__builtins__"] = _SAFE
         try:
-            return as_text(eval(code, scope))
+            value = eval(code, scope)
+        except Exception as exc:
+            raise InterpolationError(expr, exc) from exc
+        from llmnb.notebook._attach import is_image, marker
+
+        if is_image(value):  # attached as an image at this place, not its repr
+            self.images.append(value)
+            return marker(len(self.images) - 1)
+        try:
+            return as_text(value)
         except Exception as exc:
             raise InterpolationError(expr, exc) from exc
 
@@ -316,4 +328,4 @@ def interpolate(
     """
     worker = _Interpolator(text, namespace, hidden or {})
     result = worker.render(_parse(text))
-    return Interpolation(result, worker.missing, worker.refused)
+    return Interpolation(result, worker.missing, worker.refused, worker.images)

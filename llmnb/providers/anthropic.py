@@ -32,7 +32,7 @@ from llmnb import errors
 from llmnb._http import SSEEvent, scrub
 from llmnb.providers._env import resolve_base_url
 from llmnb.providers.base import HTTPCall, HTTPProvider, key_fingerprint
-from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
+from llmnb.types import Chunk, Completion, Message, Request, Role, Secret, Usage
 
 __all__ = ["AnthropicProvider", "merge_usage"]
 
@@ -175,8 +175,13 @@ class AnthropicProvider(HTTPProvider):
                 # Tool results without tool_use ids cannot be sent as such: they are text
                 # the user side supplies.
                 role = "assistant" if m.role is Role.ASSISTANT else "user"
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"] += "\n\n" + text
+            if m.has_attachments:
+                _add_blocks(turns, role, m)
+            elif turns and turns[-1]["role"] == role:
+                if isinstance(turns[-1]["content"], list):
+                    turns[-1]["content"].append({"type": "text", "text": text})
+                else:
+                    turns[-1]["content"] += "\n\n" + text
             else:
                 turns.append({"role": role, "content": text})
         body: dict[str, Any] = {
@@ -327,3 +332,18 @@ class AnthropicProvider(HTTPProvider):
                 vars(quota).setdefault(name, value)
             return quota
         return err
+
+
+def _add_blocks(turns: list[dict[str, Any]], role: str, m: Message) -> None:
+    """A message with attachments as content blocks, merged into the previous turn of
+    the same role (whose text becomes a text block)."""
+    from llmnb.providers._parts_wire import anthropic_content
+
+    blocks = anthropic_content(m)
+    if turns and turns[-1]["role"] == role:
+        prev = turns[-1]["content"]
+        if isinstance(prev, str):
+            turns[-1]["content"] = [{"type": "text", "text": prev}]
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})

@@ -36,7 +36,7 @@ from llmnb import errors
 from llmnb._http import SSEEvent, parse_retry_after, scrub
 from llmnb.providers.base import EMBEDDING, HTTPCall, HTTPProvider, key_fingerprint
 from llmnb.providers.mock import estimate_tokens
-from llmnb.types import Chunk, Completion, Request, Role, Secret, Usage
+from llmnb.types import Chunk, Completion, Message, Request, Role, Secret, Usage
 
 __all__ = ["GeminiProvider"]
 
@@ -161,10 +161,11 @@ class GeminiProvider(HTTPProvider):
             if m.role.instructs:
                 continue
             role = "model" if m.role is Role.ASSISTANT else "user"
+            parts = _parts_of(m) if m.has_attachments else [{"text": m.content}]
             if contents and contents[-1]["role"] == role:
-                contents[-1]["parts"].append({"text": m.content})
+                contents[-1]["parts"].extend(parts)
             else:
-                contents.append({"role": role, "parts": [{"text": m.content}]})
+                contents.append({"role": role, "parts": parts})
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
@@ -376,3 +377,9 @@ class GeminiProvider(HTTPProvider):
                 vars(limited).setdefault(name, value)
             return limited
         return err
+
+
+def _parts_of(m: Message) -> list[dict[str, Any]]:
+    from llmnb.providers._parts_wire import gemini_parts
+
+    return gemini_parts(m)

@@ -86,10 +86,16 @@ class MockProvider(Provider):
         return cls(message, **kw)
 
     def answer(self, request: Request) -> str:
-        """The deterministic answer to a request."""
-        last_user = next(
-            (m.content for m in reversed(request.messages) if m.role.value == "user"), ""
-        )
+        """The deterministic answer to a request; with attachments in the last user
+        message it first says what it received ("I see 1 image (PNG, 640×480).")."""
+        last = next((m for m in reversed(request.messages) if m.role.value == "user"), None)
+        if last is not None and last.has_attachments:
+            from llmnb.providers._parts_cost import seen
+
+            return f"{seen(last)} {self._answer(request, last.content)}"
+        return self._answer(request, last.content if last is not None else "")
+
+    def _answer(self, request: Request, last_user: str) -> str:
         lowered = last_user.lower()
         for keyword, reply in (self.profile.get("responses") or {}).items():
             if str(keyword).lower() in lowered:
@@ -105,6 +111,10 @@ class MockProvider(Provider):
         if request.max_tokens is not None and estimate_tokens(text) > request.max_tokens:
             text, finish = text[: request.max_tokens * 4], "length"
         prompt = sum(estimate_tokens(m.content) for m in request.messages)
+        if any(m.parts for m in request.messages):
+            from llmnb.providers._parts_cost import attachment_tokens
+
+            prompt += attachment_tokens("openai", request.messages)
         usage = Usage(prompt, estimate_tokens(text), estimated=True)
         return Completion(content=text, model=request.model, usage=usage, finish_reason=finish)
 

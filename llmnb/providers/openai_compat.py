@@ -138,10 +138,14 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         return url
 
-    def _message(self, m: Message) -> dict[str, str]:
-        d = m.to_dict()
+    def _message(self, m: Message) -> dict[str, Any]:
+        d: dict[str, Any] = m.to_dict()
         if m.role is Role.DEVELOPER and not self.developer_role:
             d["role"] = "system"
+        if m.has_attachments:
+            from llmnb.providers._parts_wire import openai_content
+
+            d["content"] = openai_content(m, self.type_name)
         return d
 
     def body(self, request: Request) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llmnb.errors import ReplayError
-from llmnb.types import Request
+from llmnb.types import Message, Request
 
 __all__ = ["FORMAT_VERSION", "Cassette", "fingerprint", "request_key"]
 
@@ -38,7 +38,7 @@ def fingerprint(request: Request, provider_type: str) -> dict[str, Any]:
     return {
         "provider": provider_type,
         "model": request.model,
-        "messages": [m.to_dict() for m in request.messages],
+        "messages": [_message_key(m) for m in request.messages],
         "temperature": request.temperature,
         "max_tokens": request.max_tokens,
         "params": dict(request.extra),
@@ -187,3 +187,14 @@ class Cassette:
 
     def __repr__(self) -> str:
         return f"Cassette({str(self.path)!r}, {len(self)} recordings)"
+
+
+def _message_key(m: Message) -> dict[str, Any]:
+    """The message as its text, plus each attachment's content hash when it has some (so
+    two different images under one prompt never share a key)."""
+    d: dict[str, Any] = m.to_dict()
+    if m.has_attachments:
+        from llmnb.parts import part_hashes
+
+        d["parts"] = part_hashes(m.parts)
+    return d
