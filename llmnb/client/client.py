@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmnb.client.core import FailoverSource, _Core, _StreamState, perf
 from llmnb.middleware.base import Call, Middleware
 from llmnb.types import Completion, MessagesLike
+
+if TYPE_CHECKING:
+    from llmnb.client.structured import StructuredTask
 
 __all__ = [
     "AsyncTextStream",
@@ -52,8 +55,18 @@ class LLMClient(_Core):
 
     # --- sync ---------------------------------------------------------------------
     def complete(self, messages: MessagesLike, **params: Any) -> Completion:
-        """Send the messages and return the :class:`Completion`."""
+        """Send the messages and return the :class:`Completion`.
+
+        With ``tools=[...]`` the model may call them: llmnb runs the calls and sends the
+        results back (see :mod:`llmnb.client.tool_loop`)."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import complete
+
+            return complete(self, messages, params, self._complete_round)
         call, task = self._start(messages, params, stream=False)
+        return self._complete_round(call, task)
+
+    def _complete_round(self, call: Call, task: StructuredTask | None) -> Completion:
         if task is None:
             return self._complete_call(call)
         from llmnb.client.structured import InvalidAnswer
@@ -198,8 +211,15 @@ class LLMClient(_Core):
 
     # --- async --------------------------------------------------------------------
     async def acomplete(self, messages: MessagesLike, **params: Any) -> Completion:
-        """Async :meth:`complete`."""
+        """Async :meth:`complete`; a tool loop's parallel calls run concurrently."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import acomplete
+
+            return await acomplete(self, messages, params, self._acomplete_round)
         call, task = self._start(messages, params, stream=False)
+        return await self._acomplete_round(call, task)
+
+    async def _acomplete_round(self, call: Call, task: StructuredTask | None) -> Completion:
         if task is None:
             return await self._acomplete_call(call)
         from llmnb.client.structured import InvalidAnswer

@@ -70,7 +70,7 @@ def failover_eligible(exc: BaseException) -> bool:
 class _StreamState:
     """What one streamed attempt has received so far."""
 
-    __slots__ = ("finish_reason", "model", "parts", "reasoning", "ttft", "usage")
+    __slots__ = ("finish_reason", "model", "parts", "reasoning", "tool_calls", "ttft", "usage")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -79,8 +79,11 @@ class _StreamState:
         self.finish_reason: str | None = None
         self.model: str | None = None
         self.ttft: float | None = None
+        self.tool_calls: list[Any] = []
 
     def add(self, chunk: Chunk, t0: float) -> None:
+        if chunk.tool_calls:
+            self.tool_calls.extend(chunk.tool_calls)
         if chunk.content:
             if self.ttft is None:
                 self.ttft = perf() - t0
@@ -111,6 +114,7 @@ class _StreamState:
             finish_reason=self.finish_reason,
             reasoning="".join(self.reasoning),
             ttft_s=self.ttft,
+            tool_calls=list(self.tool_calls),
         )
 
 
@@ -213,6 +217,8 @@ class _Core:
             extra=merged,
             response_schema=schema,
             schema_name=call.schema_name if schema is not None else None,
+            tools=call.tools,
+            tool_choice=call.tool_choice if call.tools else None,
         )
 
     def _start(
@@ -303,6 +309,7 @@ class _Core:
             "attempt": call.attempt,
             "key_id": call.key_id or self.provider.last_key_id,
             "tags": call.tags,
+            "round": call.round,
         }
 
     def _before_call(self, call: Call) -> Completion | None:

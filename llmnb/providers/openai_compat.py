@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import llmnb.providers._tools_wire as tools_wire
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers._env import resolve_base_url
@@ -122,10 +123,12 @@ class OpenAICompatibleProvider(HTTPProvider):
             )
         return url
 
-    def _message(self, m: Message) -> dict[str, str]:
-        d = m.to_dict()
+    def _message(self, m: Message) -> dict[str, Any]:
+        d: dict[str, Any] = m.to_dict()
         if m.role is Role.DEVELOPER and not self.developer_role:
             d["role"] = "system"
+        if m.tool_calls or m.tool_call_id:
+            d = tools_wire.openai_message(m, d)
         return d
 
     def body(self, request: Request) -> dict[str, Any]:
@@ -156,6 +159,7 @@ class OpenAICompatibleProvider(HTTPProvider):
                     "strict": True,
                 },
             }
+        body.update(tools_wire.openai_tools(request))
         body.update(request.extra)
         return body
 
@@ -171,7 +175,17 @@ class OpenAICompatibleProvider(HTTPProvider):
         if org:
             headers["openai-organization"] = str(org)
         self.last_key_id = key_fingerprint(key)
+        if request.stream and request.tools:  # a new attempt: no pieces of the last one
+            self._tool_streams()[id(request)] = tools_wire.ToolCallAssembler()
         return HTTPCall(url=url, json=self.body(request), headers=headers, secrets=secrets)
+
+    def _tool_streams(self) -> dict[int, tools_wire.ToolCallAssembler]:
+        # Streamed tool calls arrive in pieces over many events: each stream's pieces,
+        # keyed by its request (the provider is shared by concurrent calls).
+        streams: dict[int, tools_wire.ToolCallAssembler] | None = self.__dict__.get("_tools")
+        if streams is None:
+            streams = self.__dict__["_tools"] = {}
+        return streams
 
     def parse(self, data: Any, request: Request) -> Completion:
         if isinstance(data, dict) and "error" in data and "choices" not in data:
@@ -197,6 +211,7 @@ class OpenAICompatibleProvider(HTTPProvider):
             finish_reason=choice.get("finish_reason"),
             reasoning=thinking + _reasoning(message),
             raw=data,
+            tool_calls=tools_wire.openai_tool_calls(message),
         )
 
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
@@ -216,8 +231,16 @@ class OpenAICompatibleProvider(HTTPProvider):
             content, thinking = _parts(delta.get("content"))
             chunk.content += content
             chunk.reasoning += thinking + _reasoning(delta)
+            if delta.get("tool_calls"):
+                assembler = self._tool_streams().get(id(request))
+                if assembler is None:
+                    assembler = self._tool_streams()[id(request)] = tools_wire.ToolCallAssembler()
+                assembler.add_openai(delta["tool_calls"])
             if choice.get("finish_reason"):
                 chunk.finish_reason = choice["finish_reason"]
+                assembler = self._tool_streams().pop(id(request), None)
+                if assembler is not None:
+                    chunk.tool_calls = assembler.done()
         return chunk
 
     def _stream_error(self, data: Mapping[str, Any], request: Request) -> errors.APIError:
