@@ -123,6 +123,9 @@ class ToolCallAssembler:
         if arguments:
             slot[2] += arguments
 
+    def __contains__(self, index: int) -> bool:
+        return index in self._calls
+
     def add_openai(self, deltas: Sequence[Mapping[str, Any]]) -> None:
         for i, d in enumerate(deltas):
             fn = d.get("function") or {}

@@ -300,6 +300,8 @@ class AnthropicProvider(HTTPProvider):
                 return Chunk(content=delta["partial_json"])
             if dtype == "input_json_delta":
                 index = int(data.get("index") or 0)
+                if index not in self._tool_pieces(request):
+                    return None  # a server tool's input (web search ...): not ours to run
                 self._tool_pieces(request).add(
                     index, id=None, name=None, arguments=delta["partial_json"]
                 )
