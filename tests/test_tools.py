@@ -568,3 +568,41 @@ def test_real_tool_calls_are_parsed(
     assert not isinstance(c, Exception), c
     assert [(t.name, dict(t.arguments)) for t in c.tool_calls] == _recorded_calls(rec)
     assert c.finish_reason in ("tool_calls", "stop", "length")
+
+
+# --- FakeLLMServer scripts tool calls on every wire ----------------------------------------
+_KINDS = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")]
+
+
+@pytest.mark.parametrize(("kind", "model"), _KINDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fake_server_scripts_tool_calls(make_client, server, kind, model, stream) -> None:
+    args = {"city": "Reykjavík", "unit": "F", "note": "x" * 40}
+    server.script(
+        Fault.tool_calls(("get_weather", args, "id-1"), ("get_weather", {"city": "Rome"}, ""))
+    )
+    client = make_client(kind, model)
+    if stream:
+        s = client.stream("hi")
+        assert list(s) == []
+        c = s.completion
+        assert c is not None
+    else:
+        c = client.complete("hi")
+    assert c.finish_reason == "tool_calls"
+    assert [(t.name, dict(t.arguments)) for t in c.tool_calls] == [
+        ("get_weather", args),
+        ("get_weather", {"city": "Rome"}),
+    ]
+    assert c.tool_calls[0].id == "id-1" and c.tool_calls[1].id
+
+
+@pytest.mark.parametrize(("kind", "model"), _KINDS)
+def test_the_loop_on_every_wire(make_client, server, tracker, kind, model) -> None:
+    server.script(Fault.tool_call("get_weather", {"city": "Paris"}), Fault.reply("Umbrella."))
+    c = make_client(kind, model).complete("Paris?", tools=[get_weather])
+    assert c.content == "Umbrella." and c.tool_calls[0].result["rain"] is True
+    assert [r.round for r in tracker.records] == [1, 2]
+    assert '"rain": true' in json.dumps(server.requests[1].json) or '\\"rain\\":true' in json.dumps(
+        server.requests[1].json
+    )

@@ -26,6 +26,7 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
+from llmnb.testing._tools_wire import tool_call_fault
 from llmnb.testing._wire import ChatCall, ChatWire, RecordedRequest, Reply
 
 __all__ = ["FakeLLMServer", "Handler"]
@@ -402,6 +403,8 @@ class FakeLLMServer:
             )
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
+            if fault is not None and fault.kind == "tool_call":
+                fault = tool_call_fault(wire.name, call, fault)
             if fault is not None and fault.kind not in ("slow", "reply"):
                 await answer.play(fault, self._plan(call, None))
                 return
