@@ -606,3 +606,34 @@ def test_the_loop_on_every_wire(make_client, server, tracker, kind, model) -> No
     assert '"rain": true' in json.dumps(server.requests[1].json) or '\\"rain\\":true' in json.dumps(
         server.requests[1].json
     )
+
+
+@pytest.mark.parametrize(("kind", "model"), _KINDS)
+def test_stream_with_tools_yields_text_and_tool_calls_in_order(
+    make_client, server, tracker, kind, model
+) -> None:
+    server.script(
+        Fault.tool_call("get_weather", {"city": "Paris"}), Fault.reply("Take an umbrella.")
+    )
+    s = make_client(kind, model).stream("Paris?", tools=[get_weather])
+    events = list(s)
+    calls = [e for e in events if isinstance(e, llmnb.ToolCall)]
+    assert events.index(calls[0]) == 0  # the call came before any text of the answer
+    assert "".join(e for e in events if isinstance(e, str)) == "Take an umbrella."
+    assert calls[0].result["rain"] is True
+    assert s.completion is not None and s.completion.content == "Take an umbrella."
+    assert [r.round for r in tracker.records] == [1, 2]
+    assert all(r.json.get("stream") or "stream" in r.path.lower() for r in server.requests)
+
+
+def test_astream_with_tools(make_client, server, tracker) -> None:
+    server.script(Fault.tool_call("get_weather", {"city": "Oslo"}), Fault.reply("No umbrella."))
+
+    async def run() -> list[Any]:
+        s = make_client().astream("Oslo?", tools=[get_weather])
+        return [e async for e in s]
+
+    events = asyncio.run(run())
+    assert isinstance(events[0], llmnb.ToolCall) and events[0].result["city"] == "Oslo"
+    assert "".join(e for e in events if isinstance(e, str)) == "No umbrella."
+    assert [r.round for r in tracker.records] == [1, 2]

@@ -155,6 +155,10 @@ class LLMClient(_Core):
         Stopping early (``break``, an exception in the loop, ``close()``, the end of a
         ``with`` block) records the attempt as ``cancelled`` and frees its key at once.
         """
+        if params.get("tools") is not None:  # text pieces and ToolCall events
+            from llmnb.client.tool_loop import ToolLoop, ToolStream
+
+            return ToolStream(ToolLoop(self, messages, params), partial(TextStream, self))  # type: ignore[return-value]
         call, _ = self._start(messages, params, stream=True)
         return TextStream(self, call)
 
@@ -294,6 +298,10 @@ class LLMClient(_Core):
 
     def astream(self, messages: MessagesLike, **params: Any) -> AsyncTextStream:
         """Async :meth:`stream`: ``async for piece in client.astream(...)``."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import AsyncToolStream, ToolLoop
+
+            return AsyncToolStream(ToolLoop(self, messages, params), partial(AsyncTextStream, self))  # type: ignore[return-value]
         call, _ = self._start(messages, params, stream=True)
         return AsyncTextStream(self, call)
 

@@ -10,9 +10,9 @@ in the messages only, never in a row.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from random import getrandbits
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmnb import errors
 from llmnb.parts import ToolCall
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from llmnb.client.structured import StructuredTask
     from llmnb.middleware.base import Call
 
-__all__ = ["LOOP_PARAMS", "ToolLoop"]
+__all__ = ["LOOP_PARAMS", "AsyncToolStream", "ToolLoop", "ToolStream"]
 
 LOOP_PARAMS = ("tools", "run_tools", "max_tool_rounds", "tool_choice")
 DEFAULT_MAX_ROUNDS = 8
@@ -161,3 +161,109 @@ async def acomplete(
 
 def has_tools(params: Mapping[str, Any]) -> bool:
     return params.get("tools") is not None
+
+
+class _RoundStream(Protocol):
+    @property
+    def completion(self) -> Completion | None: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+class _ARoundStream(Protocol):
+    @property
+    def completion(self) -> Completion | None: ...
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ToolStream:
+    """``stream(..., tools=...)``: the answer's text pieces (``str``) and, between rounds,
+    each :class:`~llmnb.ToolCall` once it ran (result or error set), in order.
+    ``completion`` is set at the end, as on a plain stream."""
+
+    def __init__(self, loop: ToolLoop, open_round: Callable[[Call], _RoundStream]) -> None:
+        self.completion: Completion | None = None
+        self._it = self._run(loop, open_round)
+
+    def _run(
+        self, loop: ToolLoop, open_round: Callable[[Call], _RoundStream]
+    ) -> Iterator[str | ToolCall]:
+        while True:
+            call, _ = loop.start_round(stream=True)
+            pieces = open_round(call)
+            try:
+                yield from pieces
+            finally:
+                pieces.close()
+            completion = pieces.completion
+            assert completion is not None
+            if not loop.wants_tools(completion):
+                self.completion = loop.finish(completion)
+                return
+            run_calls(completion.tool_calls, loop.tools)
+            yield from completion.tool_calls
+            loop.add_results(completion)
+
+    def __iter__(self) -> ToolStream:
+        return self
+
+    def __next__(self) -> str | ToolCall:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> ToolStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncToolStream:
+    """Async :class:`ToolStream` (the calls of a round run concurrently)."""
+
+    def __init__(self, loop: ToolLoop, open_round: Callable[[Call], _ARoundStream]) -> None:
+        self.completion: Completion | None = None
+        self._it = self._run(loop, open_round)
+
+    async def _run(
+        self, loop: ToolLoop, open_round: Callable[[Call], _ARoundStream]
+    ) -> AsyncGenerator[str | ToolCall, None]:
+        while True:
+            call, _ = loop.start_round(stream=True)
+            pieces = open_round(call)
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                await pieces.aclose()
+            completion = pieces.completion
+            assert completion is not None
+            if not loop.wants_tools(completion):
+                self.completion = loop.finish(completion)
+                return
+            await arun_calls(completion.tool_calls, loop.tools)
+            for c in completion.tool_calls:
+                yield c
+            loop.add_results(completion)
+
+    def __aiter__(self) -> AsyncToolStream:
+        return self
+
+    async def __anext__(self) -> str | ToolCall:
+        return await self._it.__anext__()
+
+    async def aclose(self) -> None:
+        await self._it.aclose()
+
+    async def __aenter__(self) -> AsyncToolStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
