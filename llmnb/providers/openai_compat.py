@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import llmnb.providers._tools_wire as tools_wire
+import llmnb.providers.openai_responses as responses
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers._env import resolve_base_url
@@ -303,6 +304,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
         from llmnb import config
 
         call = super().build(request)
+        if responses.uses_responses(self.profile, request.model):  # `api: responses`
+            call.url = self._require_base_url() + "/responses"
+            call.json = responses.body(request, is_reasoning_model(request.model))
         org = self.profile.get("organization") or config.get_env("OPENAI_ORG_ID")
         project = config.get_env("OPENAI_PROJECT_ID")
         if org and org.strip():
@@ -310,6 +314,44 @@ class OpenAIProvider(OpenAICompatibleProvider):
         if project and project.strip():
             call.headers["openai-project"] = project.strip()
         return call
+
+    def parse(self, data: Any, request: Request) -> Completion:
+        if not responses.uses_responses(self.profile, request.model):
+            return super().parse(data, request)
+        if isinstance(data, dict) and responses.error_of(data) is not None:
+            # A 200 answer with status "failed" (or an error envelope): typed by its code.
+            raise self._error(500, {}, json.dumps(data).encode(), self._answer_call(request))
+        return responses.completion_of(data, request)
+
+    def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
+        if not responses.uses_responses(self.profile, request.model):
+            return super().parse_event(event, request)
+        data = self._load_event(event, request)
+        if not isinstance(data, dict):
+            raise TypeError(f"stream event is {type(data).__name__}, expected an object")
+        kind = data.get("type") or event.event
+        if kind in ("error", "response.failed"):
+            error = data if kind == "error" else responses.error_of(data.get("response") or {})
+            error = dict(error or {"message": kind})
+            if kind == "error":
+                error.pop("type", None)
+            status = responses.status_of(error.get("code"))
+            body = json.dumps({"error": error}).encode()
+            err = self._error(status, {}, body, self._answer_call(request))
+            err.message = "error in the middle of the stream: " + err.message
+            raise err
+        chunk, done = responses.chunk_of(data)
+        if done:
+            self.__dict__.setdefault("_responses_done", set()).add(id(request))
+        return chunk
+
+    def stream_ended_early(self, request: Request) -> None:
+        # A Responses stream has no [DONE]: it is complete once response.completed came.
+        finished: set[int] = self.__dict__.get("_responses_done", set())
+        if id(request) in finished:
+            finished.discard(id(request))
+            return
+        super().stream_ended_early(request)
 
 
 class OpenRouterProvider(OpenAICompatibleProvider):

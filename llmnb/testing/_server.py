@@ -26,6 +26,7 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
+from llmnb.testing._responses_wire import ResponsesWire
 from llmnb.testing._tools_wire import tool_call_fault
 from llmnb.testing._wire import ChatCall, ChatWire, RecordedRequest, Reply
 
@@ -119,6 +120,7 @@ class FakeLLMServer:
                 "POST", re.compile(r"(?:/v1)?/chat/completions/?"), self._chat(OpenAIChatWire())
             ),
             _Route("POST", re.compile(r"(?:/v1)?/messages/?"), self._chat(AnthropicMessagesWire())),
+            _Route("POST", re.compile(r"(?:/v1)?/responses/?"), self._chat(ResponsesWire())),
             _Route(
                 "POST",
                 re.compile(

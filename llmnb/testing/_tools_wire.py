@@ -123,6 +123,11 @@ def _gemini(call: ChatCall, calls: Calls) -> Fault:
 def tool_call_fault(wire: str, call: ChatCall, fault: Fault) -> Fault:
     """The ``json`` / ``sse`` fault that plays a ``tool_call`` fault on this wire."""
     calls: Calls = fault.body
+    if wire == "responses":
+        from llmnb.testing._responses_wire import responses_tool_calls
+
+        data, events = responses_tool_calls(call, calls)
+        return Fault.json(200, data) if events is None else Fault.sse(*events)
     if wire == "anthropic":
         return _anthropic(call, calls)
     if wire == "gemini":
