@@ -589,7 +589,8 @@ def test_fake_server_scripts_tool_calls(make_client, server, kind, model, stream
         assert c is not None
     else:
         c = client.complete("hi")
-    assert c.finish_reason == "tool_calls"
+    # Gemini says STOP for an answer of function calls, and llmnb reports what it said.
+    assert c.finish_reason == ("stop" if kind == "gemini" else "tool_calls")
     assert [(t.name, dict(t.arguments)) for t in c.tool_calls] == [
         ("get_weather", args),
         ("get_weather", {"city": "Rome"}),

@@ -229,8 +229,6 @@ class GeminiProvider(HTTPProvider):
             reason = candidate.get("finishReason")
             if reason:
                 chunk.finish_reason = _FINISH.get(reason, str(reason).lower())
-                if chunk.tool_calls and chunk.finish_reason == "stop":
-                    chunk.finish_reason = "tool_calls"  # Gemini says STOP for these too
         return chunk
 
     def _blocked(self, data: Mapping[str, Any]) -> errors.APIError:
