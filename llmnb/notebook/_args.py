@@ -73,6 +73,13 @@ _ARGUMENTS = [
         "at once and show one table: answer, tokens, cost, latency",
     ),
     argument("--insert", action="store_true", help="with -f code: put the code in a new cell"),
+    argument(
+        "--tools",
+        metavar="F1,F2,…",
+        help="functions (or pydantic models) of the notebook the model may call; each "
+        "call is shown with its arguments and result",
+    ),
+    argument("--approve", action="store_true", help="with --tools: ask before each call"),
 ]
 
 
