@@ -16,6 +16,7 @@ The hierarchy::
     ├── PoolExhaustedError              no key of the pool free within ``acquire_timeout``
     ├── BudgetExceededError             the call could pass a USD budget; nothing was sent
     ├── StructuredOutputError           the answer never validated against ``response_model``
+    ├── ToolLoopError                   the model still asked for tools after ``max_tool_rounds``
     ├── ReplayError                     a cassette cannot be used (damaged, newer, unwritable)
     │   └── ReplayMissError             replay mode, and no recording matches the request
     └── APIError                        anything that happened while calling a model
@@ -58,6 +59,7 @@ __all__ = [
     "RequestExceedsLimitError",
     "ResponseFormatError",
     "StructuredOutputError",
+    "ToolLoopError",
 ]
 
 
@@ -266,3 +268,19 @@ class ResponseFormatError(ProviderError):
     """
 
     retryable = False
+
+
+class ToolLoopError(LLMError):
+    """The model still asked for tools after ``max_tool_rounds`` rounds.
+
+    ``transcript`` is every message of the loop (the tool calls and their results
+    included), ``rounds`` how many rounds ran, ``tool_calls`` every call made.
+    """
+
+    def __init__(
+        self, message: str, *, transcript: tuple[object, ...], rounds: int, tool_calls: list[object]
+    ) -> None:
+        super().__init__(message)
+        self.transcript = transcript
+        self.rounds = rounds
+        self.tool_calls = tool_calls

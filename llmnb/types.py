@@ -254,6 +254,10 @@ class Request:
     schema_name: str | None = None
     # The key chosen for this attempt (by a key pool); never shown in a repr.
     api_key: str | None = field(default=None, repr=False)
+    # Tools the model may call: {"name", "description", "parameters" (JSON schema)}, and
+    # tool_choice "auto" / "required" / "none" / a tool's name (None: the server's default).
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str | None = None
 
 
 @dataclass(slots=True)

@@ -15,11 +15,14 @@ from collections.abc import (
     Sequence,
 )
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmnb.client.core import FailoverSource, _Core, _StreamState, perf
 from llmnb.middleware.base import Call, Middleware
 from llmnb.types import Completion, Embeddings, MessagesLike
+
+if TYPE_CHECKING:
+    from llmnb.client.structured import StructuredTask
 
 __all__ = [
     "AsyncTextStream",
@@ -59,8 +62,18 @@ class LLMClient(_Core):
 
     # --- sync ---------------------------------------------------------------------
     def complete(self, messages: MessagesLike, **params: Any) -> Completion:
-        """Send the messages and return the :class:`Completion`."""
+        """Send the messages and return the :class:`Completion`.
+
+        With ``tools=[...]`` the model may call them: llmnb runs the calls and sends the
+        results back (see :mod:`llmnb.client.tool_loop`)."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import complete
+
+            return complete(self, messages, params, self._complete_round)
         call, task = self._start(messages, params, stream=False)
+        return self._complete_round(call, task)
+
+    def _complete_round(self, call: Call, task: StructuredTask | None) -> Completion:
         if task is None:
             return self._complete_call(call)
         from llmnb.client.structured import InvalidAnswer
@@ -149,6 +162,10 @@ class LLMClient(_Core):
         Stopping early (``break``, an exception in the loop, ``close()``, the end of a
         ``with`` block) records the attempt as ``cancelled`` and frees its key at once.
         """
+        if params.get("tools") is not None:  # text pieces and ToolCall events
+            from llmnb.client.tool_loop import ToolLoop, ToolStream
+
+            return ToolStream(ToolLoop(self, messages, params), partial(TextStream, self))  # type: ignore[return-value]
         call, _ = self._start(messages, params, stream=True)
         return TextStream(self, call)
 
@@ -220,8 +237,15 @@ class LLMClient(_Core):
 
     # --- async --------------------------------------------------------------------
     async def acomplete(self, messages: MessagesLike, **params: Any) -> Completion:
-        """Async :meth:`complete`."""
+        """Async :meth:`complete`; a tool loop's parallel calls run concurrently."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import acomplete
+
+            return await acomplete(self, messages, params, self._acomplete_round)
         call, task = self._start(messages, params, stream=False)
+        return await self._acomplete_round(call, task)
+
+    async def _acomplete_round(self, call: Call, task: StructuredTask | None) -> Completion:
         if task is None:
             return await self._acomplete_call(call)
         from llmnb.client.structured import InvalidAnswer
@@ -296,6 +320,10 @@ class LLMClient(_Core):
 
     def astream(self, messages: MessagesLike, **params: Any) -> AsyncTextStream:
         """Async :meth:`stream`: ``async for piece in client.astream(...)``."""
+        if params.get("tools") is not None:
+            from llmnb.client.tool_loop import AsyncToolStream, ToolLoop
+
+            return AsyncToolStream(ToolLoop(self, messages, params), partial(AsyncTextStream, self))  # type: ignore[return-value]
         call, _ = self._start(messages, params, stream=True)
         return AsyncTextStream(self, call)
 

@@ -70,7 +70,7 @@ def failover_eligible(exc: BaseException) -> bool:
 class _StreamState:
     """What one streamed attempt has received so far."""
 
-    __slots__ = ("finish_reason", "model", "parts", "reasoning", "ttft", "usage")
+    __slots__ = ("finish_reason", "model", "parts", "reasoning", "tool_calls", "ttft", "usage")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -79,8 +79,11 @@ class _StreamState:
         self.finish_reason: str | None = None
         self.model: str | None = None
         self.ttft: float | None = None
+        self.tool_calls: list[Any] = []
 
     def add(self, chunk: Chunk, t0: float) -> None:
+        if chunk.tool_calls:
+            self.tool_calls.extend(chunk.tool_calls)
         if chunk.content:
             if self.ttft is None:
                 self.ttft = perf() - t0
@@ -111,6 +114,7 @@ class _StreamState:
             finish_reason=self.finish_reason,
             reasoning="".join(self.reasoning),
             ttft_s=self.ttft,
+            tool_calls=list(self.tool_calls),
         )
 
 
@@ -217,6 +221,8 @@ class _Core:
             extra=merged,
             response_schema=schema,
             schema_name=call.schema_name if schema is not None else None,
+            tools=call.tools,
+            tool_choice=call.tool_choice if call.tools else None,
         )
 
     def _start(
@@ -321,6 +327,7 @@ class _Core:
             # An embedding request (llmnb.client.embeddings) marks its rows so.
             "kind": "embedding" if EMBEDDING in call.request.extra else "chat",
             "attachments": call.attachments,
+            "round": call.round,
         }
 
     def _before_call(self, call: Call) -> Completion | None:

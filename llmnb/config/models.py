@@ -206,6 +206,9 @@ class ProfileConfig(_Section):
     x_title: str | None = None
     organization: str | None = None
     anthropic_version: str | None = None
+    # type openai: "chat" (chat completions) or "responses" (the Responses API); unset,
+    # models served only by the Responses API (-pro, codex) use it.
+    api: Literal["chat", "responses"] | None = None
     # mock provider
     responses: dict[str, str] = Field(default_factory=dict)
     default_response: str | None = None

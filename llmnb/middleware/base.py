@@ -158,12 +158,15 @@ class Call:
         "messages",
         "params",
         "request",
+        "round",
         "schema",
         "schema_name",
         "started",
         "stream",
         "switch_key",
         "tags",
+        "tool_choice",
+        "tools",
         "tried",
         "validate",
     )
@@ -200,6 +203,10 @@ class Call:
         self.schema: Mapping[str, Any] | None = None
         self.schema_name: str | None = None
         self.validate: Callable[[Completion], None] | None = None
+        # The tool loop's round (1 outside a loop) and the tools this call declares.
+        self.round = 1
+        self.tools: tuple[Mapping[str, Any], ...] = ()
+        self.tool_choice: str | None = None
         self.request: Request = client._build_request(self)
 
     @property

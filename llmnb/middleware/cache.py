@@ -65,7 +65,7 @@ class Cache(Protocol):
 
 def cache_key(request: Request, provider: str, base_url: str | None) -> str:
     """A stable hash of what determines the answer; never includes the API key."""
-    payload = {
+    payload: dict[str, Any] = {
         "provider": provider,
         "base_url": base_url,
         "model": request.model,
@@ -76,6 +76,13 @@ def cache_key(request: Request, provider: str, base_url: str | None) -> str:
         "schema": request.response_schema,
         "schema_name": request.schema_name,
     }
+    if request.tools:  # tool rounds: the declarations and the calls and results so far
+        payload["tools"] = [dict(t) for t in request.tools]
+        payload["tool_choice"] = request.tool_choice
+        payload["tool_turns"] = [
+            [m.tool_call_id, [(c.id, c.name, dict(c.arguments)) for c in m.tool_calls]]
+            for m in request.messages
+        ]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 

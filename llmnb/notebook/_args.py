@@ -92,6 +92,13 @@ _ARGUMENTS = [
         help="attach images, documents or audio: notebook variables (a Figure, Axes, PIL "
         "image, bytes) or paths/URLs, comma-separated. {fig} in the prompt attaches too",
     ),
+    argument(
+        "--tools",
+        metavar="F1,F2,…",
+        help="functions (or pydantic models) of the notebook the model may call; each "
+        "call is shown with its arguments and result",
+    ),
+    argument("--approve", action="store_true", help="with --tools: ask before each call"),
 ]
 
 

@@ -74,6 +74,10 @@ def ask(
     params = _params(opts)
     if getattr(opts, "attach", None):
         params["attachments"] = _attach.collect(opts.attach, namespace)
+    if getattr(opts, "tools", None):
+        from llmnb.notebook._tools import resolve_tools
+
+        params["tools"] = resolve_tools(opts.tools, namespace, opts.approve)
     clients = [magics.clients.get(t, opts.agent, opts.step) for t in targets]
     if opts.dry_run:
         _dry_run(clients, messages, params)
@@ -87,6 +91,11 @@ def ask(
     else:
         completion, rendered = _complete(client, messages, params, fmt)
     extra: list[str] = []
+    if completion.tool_calls:
+        from llmnb.notebook._tools import show_calls
+
+        extra.append(f"{len(completion.tool_calls)} tool call(s)")
+        d.show({"text/plain": show_calls(completion.tool_calls)}, {})
     if chat is not None:
         chat.add_assistant(completion.content)
         magics.chats[chat.name] = chat  # the turn is kept only once it succeeded
@@ -272,7 +281,8 @@ def _stream(
     stream = client.stream(messages, **params)
     try:
         for piece in stream:
-            view.add(piece)
+            if isinstance(piece, str):  # with --tools, ToolCall events come too
+                view.add(piece)
     except BaseException:
         view.flush()  # keep what arrived in sight; the error follows it
         stream.close()  # an interrupted stream is recorded now, with the tokens so far

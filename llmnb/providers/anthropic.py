@@ -28,6 +28,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
+import llmnb.providers._tools_wire as tools_wire
 from llmnb import errors
 from llmnb._http import SSEEvent, scrub
 from llmnb.providers._env import resolve_base_url
@@ -139,6 +140,8 @@ class AnthropicProvider(HTTPProvider):
         super().__init__(profile_name, profile, model)
         # id(request) -> the usage fields its stream has reported so far.
         self._stream_usage: dict[int, dict[str, Any]] = {}
+        # id(request) -> the tool calls its stream has sent pieces of so far.
+        self._tool_calls: dict[int, tools_wire.ToolCallAssembler] = {}
 
     @property
     def base_url(self) -> str | None:
@@ -184,6 +187,8 @@ class AnthropicProvider(HTTPProvider):
                     turns[-1]["content"] += "\n\n" + text
             else:
                 turns.append({"role": role, "content": text})
+        if tools_wire.has_tool_turns(request):
+            turns = tools_wire.anthropic_turns(request.messages)
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": self._max_tokens(request),
@@ -205,6 +210,8 @@ class AnthropicProvider(HTTPProvider):
                 }
             ]
             body["tool_choice"] = {"type": "tool", "name": name}
+        elif request.tools:
+            body.update(tools_wire.anthropic_tools(request))
         extra = dict(request.extra)
         if "stop" in extra:  # the OpenAI spelling, which notebooks carry over
             stop = extra.pop("stop")
@@ -235,6 +242,7 @@ class AnthropicProvider(HTTPProvider):
             raise self._error(500, {}, json.dumps(data).encode(), self._answer_call(request))
         text: list[str] = []
         thinking: list[str] = []
+        calls = []
         for block in data["content"]:
             kind = block.get("type")
             if kind == "text":
@@ -243,6 +251,8 @@ class AnthropicProvider(HTTPProvider):
                 thinking.append(block.get("thinking") or "")
             elif kind == "tool_use" and request.response_schema is not None:
                 text.append(json.dumps(block["input"]))
+            elif kind == "tool_use":
+                calls.append(tools_wire.anthropic_tool_call(block))
         return Completion(
             content="".join(text),
             model=str(data.get("model") or request.model),
@@ -250,6 +260,7 @@ class AnthropicProvider(HTTPProvider):
             finish_reason=self._finish(data.get("stop_reason"), request),
             reasoning="".join(thinking),
             raw=data,
+            tool_calls=calls,
         )
 
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
@@ -274,6 +285,14 @@ class AnthropicProvider(HTTPProvider):
             return Chunk(model=message.get("model"), usage=_merged(raw, message.get("usage")))
         if kind == "content_block_start":
             block = data["content_block"]
+            if block.get("type") == "tool_use" and request.response_schema is None:
+                self._tool_pieces(request).add(
+                    int(data.get("index") or 0),
+                    id=block.get("id"),
+                    name=block.get("name"),
+                    arguments=None,
+                )
+                return None
             return Chunk(content=block.get("text") or "") if block.get("type") == "text" else None
         if kind == "content_block_delta":
             delta = data["delta"]
@@ -284,12 +303,25 @@ class AnthropicProvider(HTTPProvider):
                 return Chunk(reasoning=delta["thinking"])
             if dtype == "input_json_delta" and request.response_schema is not None:
                 return Chunk(content=delta["partial_json"])
+            if dtype == "input_json_delta":
+                index = int(data.get("index") or 0)
+                if index not in self._tool_pieces(request):
+                    return None  # a server tool's input (web search ...): not ours to run
+                self._tool_pieces(request).add(
+                    index, id=None, name=None, arguments=delta["partial_json"]
+                )
+                return None
             return None  # signature_delta, citations, tool input we did not ask for
         if kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")
             update = data.get("usage")
             usage = _usage(update) if raw is None else _merged(raw, update)
-            return Chunk(finish_reason=self._finish(reason, request), usage=usage)
+            pieces = self._tool_calls.pop(id(request), None)
+            return Chunk(
+                finish_reason=self._finish(reason, request),
+                usage=usage,
+                tool_calls=pieces.done() if pieces is not None else (),
+            )
         return None  # ping, content_block_stop, and event types added later
 
     # Usage arrives in two halves (message_start, message_delta); each stream keeps the
@@ -300,6 +332,7 @@ class AnthropicProvider(HTTPProvider):
             yield from super().stream(request)
         finally:
             self._stream_usage.pop(id(request), None)
+            self._tool_calls.pop(id(request), None)
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         self._stream_usage[id(request)] = {}
@@ -308,6 +341,13 @@ class AnthropicProvider(HTTPProvider):
                 yield chunk
         finally:
             self._stream_usage.pop(id(request), None)
+            self._tool_calls.pop(id(request), None)
+
+    def _tool_pieces(self, request: Request) -> tools_wire.ToolCallAssembler:
+        pieces = self._tool_calls.get(id(request))
+        if pieces is None:
+            pieces = self._tool_calls[id(request)] = tools_wire.ToolCallAssembler()
+        return pieces
 
     # --- errors ---------------------------------------------------------------------
     def _error(

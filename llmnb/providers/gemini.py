@@ -32,6 +32,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
+import llmnb.providers._tools_wire as tools_wire
 from llmnb import errors
 from llmnb._http import SSEEvent, parse_retry_after, scrub
 from llmnb.providers.base import EMBEDDING, HTTPCall, HTTPProvider, key_fingerprint
@@ -166,7 +167,10 @@ class GeminiProvider(HTTPProvider):
                 contents[-1]["parts"].extend(parts)
             else:
                 contents.append({"role": role, "parts": parts})
+        if tools_wire.has_tool_turns(request):
+            contents = tools_wire.gemini_turns(request.messages)
         body: dict[str, Any] = {"contents": contents}
+        body.update(tools_wire.gemini_tools(request))
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
         config: dict[str, Any] = {}
@@ -243,6 +247,10 @@ class GeminiProvider(HTTPProvider):
         chunk = Chunk(model=data.get("modelVersion"), usage=_usage(data.get("usageMetadata")))
         for candidate in (data.get("candidates") or ())[:1]:
             for part in (candidate.get("content") or {}).get("parts") or ():
+                if "functionCall" in part:
+                    n = len(chunk.tool_calls)
+                    chunk.tool_calls += (tools_wire.gemini_tool_call(part, n),)
+                    continue
                 text = part.get("text") or ""
                 if part.get("thought"):
                     chunk.reasoning += text
@@ -279,6 +287,7 @@ class GeminiProvider(HTTPProvider):
             finish_reason=chunk.finish_reason,
             reasoning=chunk.reasoning,
             raw=data,
+            tool_calls=list(chunk.tool_calls),
         )
 
     def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:

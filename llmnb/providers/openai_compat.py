@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import llmnb.providers._tools_wire as tools_wire
+import llmnb.providers.openai_responses as responses
 from llmnb import errors
 from llmnb._http import SSEEvent, body_excerpt
 from llmnb.providers._env import resolve_base_url
@@ -146,6 +148,8 @@ class OpenAICompatibleProvider(HTTPProvider):
             from llmnb.providers._parts_wire import openai_content
 
             d["content"] = openai_content(m, self.type_name)
+        if m.tool_calls or m.tool_call_id:
+            d = tools_wire.openai_message(m, d)
         return d
 
     def body(self, request: Request) -> dict[str, Any]:
@@ -176,6 +180,7 @@ class OpenAICompatibleProvider(HTTPProvider):
                     "strict": True,
                 },
             }
+        body.update(tools_wire.openai_tools(request))
         body.update(request.extra)
         return body
 
@@ -191,7 +196,17 @@ class OpenAICompatibleProvider(HTTPProvider):
         if org:
             headers["openai-organization"] = str(org)
         self.last_key_id = key_fingerprint(key)
+        if request.stream and request.tools:  # a new attempt: no pieces of the last one
+            self._tool_streams()[id(request)] = tools_wire.ToolCallAssembler()
         return HTTPCall(url=url, json=self.body(request), headers=headers, secrets=secrets)
+
+    def _tool_streams(self) -> dict[int, tools_wire.ToolCallAssembler]:
+        # Streamed tool calls arrive in pieces over many events: each stream's pieces,
+        # keyed by its request (the provider is shared by concurrent calls).
+        streams: dict[int, tools_wire.ToolCallAssembler] | None = self.__dict__.get("_tools")
+        if streams is None:
+            streams = self.__dict__["_tools"] = {}
+        return streams
 
     def parse(self, data: Any, request: Request) -> Completion:
         if isinstance(data, dict) and "error" in data and "choices" not in data:
@@ -217,6 +232,7 @@ class OpenAICompatibleProvider(HTTPProvider):
             finish_reason=choice.get("finish_reason"),
             reasoning=thinking + _reasoning(message),
             raw=data,
+            tool_calls=tools_wire.openai_tool_calls(message),
         )
 
     # --- embeddings: POST {base_url}/embeddings ---------------------------------------
@@ -271,8 +287,16 @@ class OpenAICompatibleProvider(HTTPProvider):
             content, thinking = _parts(delta.get("content"))
             chunk.content += content
             chunk.reasoning += thinking + _reasoning(delta)
+            if delta.get("tool_calls"):
+                assembler = self._tool_streams().get(id(request))
+                if assembler is None:
+                    assembler = self._tool_streams()[id(request)] = tools_wire.ToolCallAssembler()
+                assembler.add_openai(delta["tool_calls"])
             if choice.get("finish_reason"):
                 chunk.finish_reason = choice["finish_reason"]
+                assembler = self._tool_streams().pop(id(request), None)
+                if assembler is not None:
+                    chunk.tool_calls = assembler.done()
         return chunk
 
     def _stream_error(self, data: Mapping[str, Any], request: Request) -> errors.APIError:
@@ -335,6 +359,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
         from llmnb import config
 
         call = super().build(request)
+        if responses.uses_responses(self.profile, request.model):  # `api: responses`
+            call.url = self._require_base_url() + "/responses"
+            call.json = responses.body(request, is_reasoning_model(request.model))
         org = self.profile.get("organization") or config.get_env("OPENAI_ORG_ID")
         project = config.get_env("OPENAI_PROJECT_ID")
         if org and org.strip():
@@ -342,6 +369,44 @@ class OpenAIProvider(OpenAICompatibleProvider):
         if project and project.strip():
             call.headers["openai-project"] = project.strip()
         return call
+
+    def parse(self, data: Any, request: Request) -> Completion:
+        if not responses.uses_responses(self.profile, request.model):
+            return super().parse(data, request)
+        if isinstance(data, dict) and responses.error_of(data) is not None:
+            # A 200 answer with status "failed" (or an error envelope): typed by its code.
+            raise self._error(500, {}, json.dumps(data).encode(), self._answer_call(request))
+        return responses.completion_of(data, request)
+
+    def parse_event(self, event: SSEEvent, request: Request) -> Chunk | None:
+        if not responses.uses_responses(self.profile, request.model):
+            return super().parse_event(event, request)
+        data = self._load_event(event, request)
+        if not isinstance(data, dict):
+            raise TypeError(f"stream event is {type(data).__name__}, expected an object")
+        kind = data.get("type") or event.event
+        if kind in ("error", "response.failed"):
+            error = data if kind == "error" else responses.error_of(data.get("response") or {})
+            error = dict(error or {"message": kind})
+            if kind == "error":
+                error.pop("type", None)
+            status = responses.status_of(error.get("code"))
+            body = json.dumps({"error": error}).encode()
+            err = self._error(status, {}, body, self._answer_call(request))
+            err.message = "error in the middle of the stream: " + err.message
+            raise err
+        chunk, done = responses.chunk_of(data)
+        if done:
+            self.__dict__.setdefault("_responses_done", set()).add(id(request))
+        return chunk
+
+    def stream_ended_early(self, request: Request) -> None:
+        # A Responses stream has no [DONE]: it is complete once response.completed came.
+        finished: set[int] = self.__dict__.get("_responses_done", set())
+        if id(request) in finished:
+            finished.discard(id(request))
+            return
+        super().stream_ended_early(request)
 
 
 class OpenRouterProvider(OpenAICompatibleProvider):

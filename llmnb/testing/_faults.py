@@ -26,6 +26,7 @@ FaultKind = Literal[
     "reply",
     "json",
     "sse",
+    "tool_call",
 ]
 
 
@@ -264,3 +265,18 @@ class Fault:
     def json(cls, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Fault:
         """Any JSON body verbatim, whatever the request asked for."""
         return cls("json", int(status), _header_pairs(headers), body=body, label=f"json({status})")
+
+    @classmethod
+    def tool_call(
+        cls, name: str, arguments: Mapping[str, Any] | None = None, id: str = ""
+    ) -> Fault:
+        """An answer asking for one tool call, in the request's wire format (plain or
+        streamed, the arguments sent in pieces); ``id`` is made up when empty."""
+        return cls.tool_calls((name, dict(arguments or {}), id))
+
+    @classmethod
+    def tool_calls(cls, *calls: tuple[str, Mapping[str, Any], str]) -> Fault:
+        """An answer asking for several ``(name, arguments, id)`` calls at once."""
+        body = tuple((str(n), dict(a), str(i)) for n, a, i in calls)
+        names = ",".join(c[0] for c in body)
+        return cls("tool_call", body=body, finish_reason="tool_calls", label=f"tool_call({names})")

@@ -29,6 +29,8 @@ from llmnb.testing._http11 import (
     read_request,
 )
 from llmnb.testing._openai_wire import OpenAIChatWire, openai_error
+from llmnb.testing._responses_wire import ResponsesWire
+from llmnb.testing._tools_wire import tool_call_fault
 from llmnb.testing._vertex_wire import (
     VERTEX_ANTHROPIC_PATH,
     VERTEX_PATH,
@@ -127,6 +129,7 @@ class FakeLLMServer:
                 "POST", re.compile(r"(?:/v1)?/chat/completions/?"), self._chat(OpenAIChatWire())
             ),
             _Route("POST", re.compile(r"(?:/v1)?/messages/?"), self._chat(AnthropicMessagesWire())),
+            _Route("POST", re.compile(r"(?:/v1)?/responses/?"), self._chat(ResponsesWire())),
             _Route(
                 "POST",
                 re.compile(
@@ -428,6 +431,8 @@ class FakeLLMServer:
             )
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
+            if fault is not None and fault.kind == "tool_call":
+                fault = tool_call_fault(wire.name, call, fault)
             if fault is not None and fault.kind not in ("slow", "reply"):
                 await answer.play(fault, self._plan(call, None))
                 return
