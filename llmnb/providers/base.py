@@ -421,7 +421,10 @@ class HTTPProvider(Provider):
         return self._client, self._lib
 
     def complete(self, request: Request) -> Completion:
-        call = self.build(request)
+        return self._exchange(self.build(request), request, False)
+
+    def _exchange(self, call: HTTPCall, request: Request, embedding: bool) -> Completion:
+        """One request and its parsed answer (a chat completion, or an embedding)."""
         http, lib = self._sync()
         timeout = self._timeout(request, lib)
         try:
@@ -439,10 +442,21 @@ class HTTPProvider(Provider):
             raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:  # r.content, not body: a verbose traceback shows `body`
             raise self._error(r.status_code, r.headers, r.content, call)
-        completion = self._parse_checked(
-            self._decode_json(r.status_code, body, call), request, r.status_code, call
-        )
-        completion.headers = r.headers
+        return self._answer(r.status_code, r.headers, body, call, request, embedding)
+
+    def _answer(
+        self,
+        status: int,
+        headers: Any,
+        body: bytes,
+        call: HTTPCall,
+        request: Request,
+        embedding: bool,
+    ) -> Completion:
+        """A successful exchange's body parsed; its headers kept (rate-limit state)."""
+        data = self._decode_json(status, body, call)
+        completion = self._parse_checked(data, request, status, call, embedding)
+        completion.headers = headers
         return completion
 
     # A stream's deadline: ``timeout`` bounds the whole wait for the first chunk, then
@@ -508,7 +522,9 @@ class HTTPProvider(Provider):
         return self._aclient, self._alib
 
     async def acomplete(self, request: Request) -> Completion:
-        call = self.build(request)
+        return await self._aexchange(self.build(request), request, False)
+
+    async def _aexchange(self, call: HTTPCall, request: Request, embedding: bool) -> Completion:
         http, lib = self._async()
         timeout = self._timeout(request, lib)
         try:
@@ -526,11 +542,7 @@ class HTTPProvider(Provider):
             raise self._transport_error(exc, timeout, lib) from exc
         if r.status_code >= 400:  # r.content, not body: a verbose traceback shows `body`
             raise self._error(r.status_code, r.headers, r.content, call)
-        completion = self._parse_checked(
-            self._decode_json(r.status_code, body, call), request, r.status_code, call
-        )
-        completion.headers = r.headers
-        return completion
+        return self._answer(r.status_code, r.headers, body, call, request, embedding)
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         call = self.build(request)
@@ -632,49 +644,9 @@ class HTTPProvider(Provider):
     def embed(self, request: Request) -> Completion:
         if not self.supports_embeddings:
             return super().embed(request)
-        call = self.build_embedding(request)
-        http, lib = self._sync()
-        timeout = self._timeout(request, lib)
-        try:
-            with _deadline.deadline(_ends(timeout)):
-                r = http.request(
-                    call.method,
-                    call.url,
-                    json=call.json,
-                    headers=self._headers(call),
-                    timeout=timeout,
-                )
-                body = r.content
-        except lib.HTTPError as exc:
-            raise self._transport_error(exc, timeout, lib) from exc
-        return self._embedded(r.status_code, r.headers, body, call, request)
+        return self._exchange(self.build_embedding(request), request, True)
 
     async def aembed(self, request: Request) -> Completion:
         if not self.supports_embeddings:
             return await super().aembed(request)
-        call = self.build_embedding(request)
-        http, lib = self._async()
-        timeout = self._timeout(request, lib)
-        try:
-            with _deadline.deadline(_ends(timeout)):
-                r = await http.request(
-                    call.method,
-                    call.url,
-                    json=call.json,
-                    headers=self._headers(call),
-                    timeout=timeout,
-                )
-                body = r.content
-        except lib.HTTPError as exc:
-            raise self._transport_error(exc, timeout, lib) from exc
-        return self._embedded(r.status_code, r.headers, body, call, request)
-
-    def _embedded(
-        self, status: int, headers: Any, body: bytes, call: HTTPCall, request: Request
-    ) -> Completion:
-        if status >= 400:
-            raise self._error(status, headers, body, call)
-        data = self._decode_json(status, body, call)
-        completion = self._parse_checked(data, request, status, call, embedding=True)
-        completion.headers = headers
-        return completion
+        return await self._aexchange(self.build_embedding(request), request, True)
